@@ -1,0 +1,202 @@
+/* The greenthread object, green.Greenthread: join, get, kill, link and the
+ * fields value, values, error, name and id.  A reference to a finished
+ * greenthread stays safe: its results live on its ended Lua thread. */
+#include <string.h>
+
+#include "lauxgl.h"
+
+static gl_green *checkgreen(lua_State *L, int i) {
+  return luaL_checkudata(L, i, GL_GREEN_TYPE);
+}
+
+/* Waits until g ended or the timeout elapsed; raises a pending interrupt.
+ * Returns GL_OK or GL_ETIMEDOUT. */
+static int dojoin(lua_State *L, gl_green *g, uint64_t timeout) {
+  gl_waiter w;
+  int rc;
+  if (g->ended) return GL_OK;
+  if (g == gl_green_current())
+    luaL_error(L, "cannot join the running greenthread");
+  memset(&w, 0, sizeof w);
+  rc = gl_waitq_wait(&g->joiners, &w, timeout);
+  glL_raisepending(L, rc);
+  return rc;
+}
+
+/* g:join([timeout]) -> true | nil, "timeout" */
+static int greenthread_join(lua_State *L) {
+  gl_green *g = checkgreen(L, 1);
+  if (dojoin(L, g, glL_opttimeout(L, 2)) == GL_ETIMEDOUT)
+    return glL_fail(L, "timeout");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* g:get([timeout]) -> fn's values; re-raises fn's error; raises a
+ * green.Timeout if the timeout elapses. */
+static int greenthread_get(lua_State *L) {
+  gl_green *g = checkgreen(L, 1);
+  if (dojoin(L, g, glL_opttimeout(L, 2)) == GL_ETIMEDOUT) {
+    glL_pushtimeout(L, lua_tonumber(L, 2));
+    return lua_error(L);
+  }
+  if (g->ismain) return 0;
+  if (g->failed) {
+    gl_green_pushresults(L, g, 1);
+    return lua_error(L);
+  }
+  return gl_green_pushresults(L, g, 1);
+}
+
+/* g:kill([err], [block=true], [timeout]) */
+static int greenthread_kill(lua_State *L) {
+  gl_green *g = checkgreen(L, 1);
+  int block = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
+  uint64_t timeout = glL_opttimeout(L, 4);
+  lua_settop(L, 2);
+  if (lua_isnil(L, 2)) {
+    lua_getfield(L, LUA_REGISTRYINDEX, gl_greenletexit_key);
+    lua_replace(L, 2);
+  }
+  if (g->ended) return 0;
+  if (g == gl_green_current()) return lua_error(L);  /* raise err here */
+  gl_green_interrupt(L, g, &g->kill, 2);
+  if (block) dojoin(L, g, timeout);
+  return 0;
+}
+
+/* g:link(fn): fn(g) runs in its own greenthread once g ends. */
+static int greenthread_link(lua_State *L) {
+  gl_green *g = checkgreen(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  if (g->ended && !g->ismain) {
+    lua_pushvalue(L, 1);
+    gl_green_spawn(L, 1, 0);
+    return 0;
+  }
+  if (lua_getiuservalue(L, 1, 3) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 3);
+  }
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, luaL_len(L, -2) + 1);
+  return 0;
+}
+
+static int greenthread_ready(lua_State *L) {
+  lua_pushboolean(L, checkgreen(L, 1)->ended);
+  return 1;
+}
+
+static int greenthread_successful(lua_State *L) {
+  gl_green *g = checkgreen(L, 1);
+  lua_pushboolean(L, g->ended && !g->failed);
+  return 1;
+}
+
+static const char *statename(gl_green *g) {
+  if (g->ended) return g->failed ? "failed" : "dead";
+  switch (g->task.state) {
+    case GL_TASK_NEW: return "new";
+    case GL_TASK_RUNNING: return "running";
+    case GL_TASK_PARKED: return "blocked";
+    default: return "ready";
+  }
+}
+
+static int greenthread_tostring(lua_State *L) {
+  gl_green *g = checkgreen(L, 1);
+  lua_pushfstring(L, "Greenthread '%s' (id %I, %s)", g->task.name,
+                  (lua_Integer)g->task.id, statename(g));
+  return 1;
+}
+
+/* Fields first, then methods (the upvalue). */
+static int greenthread_index(lua_State *L) {
+  gl_green *g = checkgreen(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (k != NULL && lua_type(L, 2) == LUA_TSTRING) {
+    if (strcmp(k, "value") == 0) {
+      if (g->ended && !g->failed && !g->ismain && g->nres > 0) {
+        gl_green_pushresults(L, g, 1);
+        lua_settop(L, 3);
+      } else {
+        lua_pushnil(L);
+      }
+      return 1;
+    }
+    if (strcmp(k, "values") == 0) {
+      if (g->ended && !g->failed && !g->ismain) {
+        int n = gl_green_pushresults(L, g, 1);
+        lua_createtable(L, n, 1);
+        lua_insert(L, -(n + 1));
+        while (n > 0) lua_rawseti(L, -(n + 1), n), n--;
+        lua_pushinteger(L, g->nres);
+        lua_setfield(L, -2, "n");
+      } else {
+        lua_pushnil(L);
+      }
+      return 1;
+    }
+    if (strcmp(k, "error") == 0) {
+      if (g->failed) gl_green_pushresults(L, g, 1);
+      else lua_pushnil(L);
+      return 1;
+    }
+    if (strcmp(k, "name") == 0) {
+      if (lua_getiuservalue(L, 1, 2) == LUA_TNIL)
+        lua_pushstring(L, g->task.name);
+      return 1;
+    }
+    if (strcmp(k, "id") == 0) {
+      lua_pushinteger(L, (lua_Integer)g->task.id);
+      return 1;
+    }
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+/* g.name = "..." is the only settable field. */
+static int greenthread_newindex(lua_State *L) {
+  gl_green *g = checkgreen(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "name") != 0)
+    return luaL_error(L, "cannot set field '%s' of a greenthread", k);
+  if (lua_type(L, 3) != LUA_TSTRING)
+    return luaL_typeerror(L, 3, "string");
+  lua_settop(L, 3);
+  lua_setiuservalue(L, 1, 2);
+  snprintf(g->task.name, sizeof g->task.name, "%s", lua_tostring(L, 3));
+  return 0;
+}
+
+static const luaL_Reg greenthread_methods[] = {
+  {"join", greenthread_join},
+  {"get", greenthread_get},
+  {"kill", greenthread_kill},
+  {"link", greenthread_link},
+  {"ready", greenthread_ready},
+  {"successful", greenthread_successful},
+  {"dead", greenthread_ready},
+  {NULL, NULL}
+};
+
+int luaopen_green_greenthread(lua_State *L);
+int luaopen_green_greenthread(lua_State *L) {
+  luaL_newmetatable(L, GL_GREEN_TYPE);
+  lua_newtable(L);
+  luaL_setfuncs(L, greenthread_methods, 0);
+  lua_pushcclosure(L, greenthread_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, greenthread_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, greenthread_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  return 0;
+}

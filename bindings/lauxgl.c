@@ -1,0 +1,56 @@
+/* Helpers shared by the bindings: timeouts, failures, classes. */
+#include "lauxgl.h"
+
+uint64_t glL_opttimeout(lua_State *L, int arg) {
+  lua_Number s;
+  if (lua_isnoneornil(L, arg)) return UINT64_MAX;
+  s = luaL_checknumber(L, arg);
+  luaL_argcheck(L, s == s, arg, "timeout is not a number (NaN)");
+  return gl_hub_ns(s);
+}
+
+int glL_fail(lua_State *L, const char *msg) {
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  return 2;
+}
+
+void glL_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
+                  const luaL_Reg *meta) {
+  luaL_newmetatable(L, name);
+  if (meta != NULL) luaL_setfuncs(L, meta, 0);
+  if (methods != NULL && lua_getfield(L, -1, "__index") == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
+/* __call of a constructor table: drops the table, calls the C ctor. */
+static int callctor(lua_State *L) {
+  lua_remove(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+void glL_setconstructor(lua_State *L, const char *name, lua_CFunction ctor,
+                        const luaL_Reg *statics) {
+  lua_newtable(L);
+  if (statics != NULL) luaL_setfuncs(L, statics, 0);
+  lua_newtable(L);
+  lua_pushcfunction(L, ctor);
+  lua_pushcclosure(L, callctor, 1);
+  lua_setfield(L, -2, "__call");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, -2, name);
+}
+
+gl_green *glL_current(lua_State *L) {
+  GL_UNUSED(L);
+  return gl_green_current();
+}

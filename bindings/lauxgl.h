@@ -1,0 +1,42 @@
+/* Helpers shared by the bindings (glL_*), in the manner of lauxlib: reading
+ * timeouts, returning failures, raising pending interrupts, making
+ * classes. */
+#ifndef GL_LAUXGL_H
+#define GL_LAUXGL_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "green.h"
+
+/* Reads an optional timeout in seconds at `arg`: nil or none gives
+ * UINT64_MAX (wait forever), a negative number 0. */
+uint64_t glL_opttimeout(lua_State *L, int arg);
+
+/* Pushes nil, msg and returns 2: the `nil, message` of an expected
+ * failure. */
+int glL_fail(lua_State *L, const char *msg);
+
+/* Raises the pending interrupt (kill, Timeout) if rc is GL_EINTR. */
+#define glL_raisepending(L, rc) \
+  do { if ((rc) == GL_EINTR) gl_green_raise(L); } while (0)
+
+/* Creates metatable `name` with the `meta` functions and, unless `meta`
+ * has its own __index, an __index table of `methods`.  Leaves the
+ * metatable on the stack. */
+void glL_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
+                  const luaL_Reg *meta);
+
+/* Sets `name` in the table at the top of the stack to a callable table
+ * whose __call is `ctor` (called without the table itself) and whose
+ * fields are `statics`: a constructor like green.Event or green.Timeout. */
+void glL_setconstructor(lua_State *L, const char *name, lua_CFunction ctor,
+                        const luaL_Reg *statics);
+
+/* Pushes a new green.Timeout value for `seconds` (bindings/timeout.c). */
+void glL_pushtimeout(lua_State *L, double seconds);
+
+/* Checks that the caller runs in a greenthread and returns it. */
+gl_green *glL_current(lua_State *L);
+
+#endif

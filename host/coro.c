@@ -1,0 +1,139 @@
+/* C coroutines on gl_ctx and gl_stack.
+ *
+ * Stacks without a guard page (see stack.c) are checked at every switch
+ * away from them: a stack pointer already below the usable range means an
+ * overflow that may have written over the next stack, and the process
+ * stops at once, naming the greenthread. */
+#include "coro.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gl.h"
+
+#if GL_ASAN
+#include <sanitizer/common_interface_defs.h>
+#define START_SWITCH(fake, to) \
+  __sanitizer_start_switch_fiber((fake), (to)->asan_bottom, (to)->asan_size)
+#define FINISH_SWITCH(fake, bottom, size) \
+  __sanitizer_finish_switch_fiber((fake), (bottom), (size))
+#else
+#define START_SWITCH(fake, to) ((void)0)
+#define FINISH_SWITCH(fake, bottom, size) ((void)0)
+#endif
+
+gl_coro *gl_coro_running;
+void (*gl_coro_overflow_hook)(gl_coro *co);
+#if GL_ASAN
+static gl_coro *switched_from;  /* whose bounds the destination learns */
+#endif
+
+void gl_coro_init_main(gl_coro *co) {
+  memset(co, 0, sizeof *co);
+  gl_coro_running = co;
+}
+
+static void entry(void *arg, void *value) {
+  gl_coro *co = arg;
+  GL_UNUSED(value);
+#if GL_ASAN
+  {
+    const void *bottom;
+    size_t size;
+    FINISH_SWITCH(NULL, &bottom, &size);
+    if (switched_from != NULL && switched_from->asan_bottom == NULL) {
+      switched_from->asan_bottom = bottom;  /* the thread's own stack */
+      switched_from->asan_size = size;
+    }
+  }
+#endif
+  co->fn(co);
+  gl_fatal("a coroutine's function returned instead of switching away");
+}
+
+int gl_coro_init(gl_coro *co, gl_coro_fn fn) {
+  gl_stack *s = gl_stack_alloc();
+  if (s == NULL) return -1;
+  co->stack = s;
+  co->fn = fn;
+  co->asan_fake = NULL;
+  co->asan_bottom = s->base;
+  co->asan_size = s->size;
+  gl_ctx_make(&co->ctx, s->base, s->size, entry, co);
+  return 0;
+}
+
+static GL_NORETURN void overflow(gl_coro *co) {
+  if (gl_coro_overflow_hook != NULL) gl_coro_overflow_hook(co);
+  gl_fatal("stack overflow in a greenthread");
+}
+
+void gl_coro_switch(gl_coro *from, gl_coro *to, int finishing) {
+  GL_ASSERT(from == gl_coro_running && from != to);
+  if (from->stack != NULL && from->stack->guard == GL_GUARD_NONE) {
+    char here;
+    if ((uintptr_t)&here < (uintptr_t)from->stack->base + 1024)
+      overflow(from);
+  }
+  gl_coro_running = to;
+#if GL_ASAN
+  switched_from = from;
+  START_SWITCH(finishing ? NULL : &from->asan_fake, to);
+  gl_ctx_switch(&from->ctx, &to->ctx, NULL);
+  {
+    const void *bottom;
+    size_t size;
+    FINISH_SWITCH(from->asan_fake, &bottom, &size);
+    if (switched_from != NULL && switched_from->asan_bottom == NULL) {
+      switched_from->asan_bottom = bottom;
+      switched_from->asan_size = size;
+    }
+  }
+#else
+  GL_UNUSED(finishing);
+  gl_ctx_switch(&from->ctx, &to->ctx, NULL);
+#endif
+}
+
+void gl_coro_release(gl_coro *co) {
+  GL_ASSERT(co != gl_coro_running);
+  if (co->stack != NULL) {
+    gl_stack_free(co->stack);
+    co->stack = NULL;
+  }
+  gl_ctx_free(&co->ctx);
+}
+
+/* {====== Overflow handler ====== */
+
+static void on_segv(int sig, siginfo_t *si, void *uc) {
+  gl_coro *co = gl_coro_running;
+  GL_UNUSED(uc);
+  if (co != NULL && co->stack != NULL &&
+      gl_stack_in_guard(co->stack, si->si_addr))
+    overflow(co);
+  /* Not ours: let the default action report it. */
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void gl_coro_catch_overflow(void) {
+#if !GL_ASAN  /* AddressSanitizer reports stack overflows itself */
+  static char altstack[64 * 1024];
+  stack_t ss;
+  struct sigaction sa;
+  ss.ss_sp = altstack;
+  ss.ss_size = sizeof altstack;
+  ss.ss_flags = 0;
+  if (sigaltstack(&ss, NULL) != 0) return;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_segv;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, NULL);
+  sigaction(SIGBUS, &sa, NULL);
+#endif
+}
+/* }====== */

@@ -1,0 +1,356 @@
+/* Greenthreads: hub tasks that run a Lua function on a Lua thread of their
+ * own, and the runtime around them (the main greenthread, interrupts that
+ * carry Lua values, the report of errors and deadlocks, the embedded Lua
+ * parts of the green module).  The Lua objects are in bindings/. */
+#include "green.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "gl.h"
+
+#define INTR_KEY "green.intr"     /* cause (light userdata) -> value */
+const char gl_greenletexit_key[] = "green.GreenletExit";
+
+/* Values of a greenthread's userdata.  The function and its arguments wait
+ * in the last ones until it starts; what it ends with (values or error)
+ * is kept in UV_RESULT: the value itself for one, a table for more. */
+enum { UV_THREAD = 1, UV_NAME, UV_LINKS, UV_TRACE, UV_RESULT, UV_FN };
+
+/* Finished greenthreads give their Lua thread back for the next ones. */
+#define POOL_KEY "green.threads"
+#define POOL_MAX 1024
+
+static lua_State *hubL;    /* a Lua thread for reports made on the hub */
+static gl_green *maing;
+
+void (*gl_green_end_hook)(lua_State *L, gl_green *g);
+
+gl_green *gl_green_current(void) {
+  gl_task *t = gl_hub_current();
+  GL_ASSERT(t != NULL);
+  return gl_container_of(t, gl_green, task);
+}
+
+void gl_green_push(lua_State *L, gl_green *g) {
+  GL_ASSERT(g->ref != LUA_NOREF);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
+}
+
+int gl_green_pushresults(lua_State *L, gl_green *g, int idx) {
+  int i, t;
+  if (g->nres == 0 || !g->ended) return 0;
+  lua_getiuservalue(L, idx, UV_RESULT);
+  if (g->nres == 1) return 1;
+  luaL_checkstack(L, g->nres, "too many results");
+  t = lua_gettop(L);
+  for (i = 1; i <= g->nres; i++) lua_rawgeti(L, t, i);
+  lua_remove(L, t);
+  return g->nres;
+}
+
+/* {====== Interrupts ====== */
+
+/* Pushes the value the pending interrupt of g raises, and consumes it. */
+static void pushpending(lua_State *L, gl_green *g) {
+  gl_intr *cause = gl_hub_take_interrupt(&g->task);
+  GL_ASSERT(cause != NULL);
+  luaL_checkstack(L, 4, NULL);
+  lua_getfield(L, LUA_REGISTRYINDEX, INTR_KEY);
+  lua_pushlightuserdata(L, cause);
+  lua_rawget(L, -2);
+  lua_pushlightuserdata(L, cause);
+  lua_pushnil(L);
+  lua_rawset(L, -4);
+  lua_remove(L, -2);
+  if (cause->kind == GL_INTR_TIMEOUT && cause->ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, cause->ref);  /* raised: unanchor */
+    cause->ref = LUA_NOREF;
+  }
+}
+
+int gl_green_raise(lua_State *L) {
+  pushpending(L, gl_green_current());
+  return lua_error(L);
+}
+
+void gl_green_setcause(lua_State *L, gl_intr *cause, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, LUA_REGISTRYINDEX, INTR_KEY);
+  lua_pushlightuserdata(L, cause);
+  lua_pushvalue(L, idx);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+void gl_green_interrupt(lua_State *L, gl_green *g, gl_intr *cause, int idx) {
+  if (g->ended || (g->task.intr != NULL && g->task.intr != cause)) return;
+  gl_green_setcause(L, cause, idx);
+  gl_hub_interrupt(&g->task, cause);
+}
+
+void gl_green_forget(lua_State *L, gl_intr *cause) {
+  lua_getfield(L, LUA_REGISTRYINDEX, INTR_KEY);
+  lua_pushlightuserdata(L, cause);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+/* }====== */
+
+/* {====== Running a greenthread ====== */
+
+static const char *name_of(gl_green *g) { return g->task.name; }
+
+/* Message handler of a greenthread's body: keeps the error value intact
+ * (g:get() re-raises the very value) and saves the traceback, printed if
+ * the error escapes and is not a GreenletExit. */
+static int msgh(lua_State *L) {
+  gl_green *g = gl_green_current();
+  const char *msg;
+  lua_getfield(L, LUA_REGISTRYINDEX, gl_greenletexit_key);
+  if (lua_rawequal(L, 1, -1)) return 1;  /* killed: nothing to report */
+  lua_pop(L, 1);
+  msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)",
+                            luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  gl_green_push(L, g);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, UV_TRACE);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static void report(gl_green *g) {
+  lua_State *L = g->L;
+  const char *trace;
+  gl_green_push(L, g);
+  lua_getiuservalue(L, -1, UV_TRACE);
+  trace = lua_tostring(L, -1);
+  fflush(stdout);
+  fprintf(stderr, "greenlua: error in greenthread '%s' (id %llu):\n%s\n",
+          name_of(g), (unsigned long long)g->task.id,
+          trace ? trace : "(no traceback)");
+  fflush(stderr);
+  lua_pop(L, 2);
+}
+
+/* Takes a Lua thread from the pool, or makes one.  The pool and new
+ * threads are reached through hubL, which no greenthread runs on; nothing
+ * here yields, so using it from any greenthread's stack is safe. */
+static lua_State *takethread(void) {
+  lua_State *T;
+  lua_Integer n;
+  lua_getfield(hubL, LUA_REGISTRYINDEX, POOL_KEY);
+  n = (lua_Integer)lua_rawlen(hubL, -1);
+  if (n > 0) {
+    lua_rawgeti(hubL, -1, n);
+    lua_pushnil(hubL);
+    lua_rawseti(hubL, -3, n);
+  } else {
+    lua_newthread(hubL);
+  }
+  T = lua_tothread(hubL, -1);
+  lua_remove(hubL, -2);
+  return T;  /* still on hubL's stack: the caller anchors it */
+}
+
+static void givethread(lua_State *T) {
+  lua_Integer n;
+  lua_settop(T, 0);
+  lua_getfield(hubL, LUA_REGISTRYINDEX, POOL_KEY);
+  n = (lua_Integer)lua_rawlen(hubL, -1);
+  if (n < POOL_MAX) {
+    lua_pushthread(T);
+    lua_xmove(T, hubL, 1);
+    lua_rawseti(hubL, -2, n + 1);
+  }
+  lua_pop(hubL, 1);
+}
+
+/* Runs after the body: records the outcome, wakes joiners, starts links
+ * and drops the reference that kept the greenthread alive. */
+static void finish(gl_green *g, int status) {
+  lua_State *L = g->L;
+  if (status != LUA_OK) {
+    lua_getfield(L, LUA_REGISTRYINDEX, gl_greenletexit_key);
+    g->failed = !lua_rawequal(L, -1, -2);
+    lua_pop(L, 1);
+    if (g->failed) report(g);
+  }
+  g->nres = lua_gettop(L) - 2;  /* above ud and the message handler */
+  if (g->nres == 1) {
+    lua_setiuservalue(L, 1, UV_RESULT);
+  } else if (g->nres > 1) {
+    int i;
+    lua_createtable(L, g->nres, 0);
+    lua_insert(L, 3);
+    for (i = g->nres; i >= 1; i--) lua_rawseti(L, 3, i);
+    lua_setiuservalue(L, 1, UV_RESULT);
+  }
+  g->ended = 1;
+  if (g->task.intr != NULL) {  /* arrived after the last blocking call */
+    pushpending(L, g);
+    lua_pop(L, 1);
+  }
+  if (gl_green_end_hook != NULL) gl_green_end_hook(L, g);
+  gl_waitq_wake_all(&g->joiners, GL_OK);
+  gl_green_push(L, g);
+  if (lua_getiuservalue(L, -1, UV_LINKS) == LUA_TTABLE) {
+    lua_Integer i, n = luaL_len(L, -1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      lua_pushvalue(L, -3);
+      gl_green_spawn(L, 1, 0);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 2);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, UV_THREAD);
+  luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
+  g->ref = LUA_NOREF;
+  g->L = NULL;
+  givethread(L);
+}
+
+static void run(gl_task *t) {
+  gl_green *g = gl_container_of(t, gl_green, task);
+  lua_State *L;
+  int status, i;
+  if (g->delay_ns > 0) gl_hub_sleep(g->delay_ns);  /* spawn_later */
+  L = g->L = takethread();
+  lua_rawgeti(hubL, LUA_REGISTRYINDEX, g->ref);
+  lua_insert(hubL, -2);
+  lua_setiuservalue(hubL, -2, UV_THREAD);      /* anchored while it runs */
+  lua_xmove(hubL, L, 1);                        /* L: ud */
+  lua_pushcfunction(L, msgh);
+  if (t->intr != NULL) {  /* killed before it started: fn never runs */
+    pushpending(L, g);
+    status = LUA_ERRRUN;
+  } else {
+    luaL_checkstack(L, g->nargs + 1, "too many arguments");
+    for (i = UV_FN; i <= UV_FN + g->nargs; i++) {
+      lua_getiuservalue(L, 1, i);
+      lua_pushnil(L);
+      lua_setiuservalue(L, 1, i);  /* let them be collected */
+    }
+    status = lua_pcall(L, g->nargs, LUA_MULTRET, 2);
+  }
+  finish(g, status);
+}
+
+gl_green *gl_green_spawn(lua_State *L, int nargs, uint64_t delay_ns) {
+  gl_green *g;
+  int i;
+  luaL_checkstack(L, 2, NULL);
+  g = lua_newuserdatauv(L, sizeof *g, UV_FN + nargs);
+  memset(g, 0, sizeof *g);
+  luaL_setmetatable(L, GL_GREEN_TYPE);
+  lua_insert(L, -(nargs + 2));             /* ud fn args... */
+  for (i = UV_FN + nargs; i >= UV_FN; i--)
+    lua_setiuservalue(L, -(i - UV_FN + 2), i);
+  g->nargs = nargs;
+  gl_task_init(&g->task, run);
+  gl_waitq_init(&g->joiners);
+  g->kill.kind = GL_INTR_KILL;
+  g->kill.ref = LUA_NOREF;
+  g->delay_ns = delay_ns;
+  snprintf(g->task.name, sizeof g->task.name, "greenthread-%llu",
+           (unsigned long long)g->task.id);
+  lua_pushvalue(L, -1);
+  g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  gl_hub_spawn(&g->task);
+  return g;
+}
+/* }====== */
+
+/* {====== Deadlock report ====== */
+
+static void report_blocked(gl_task *t, void *ud) {
+  gl_green *g = gl_container_of(t, gl_green, task);
+  lua_State *L = ud;
+  if (g->ismain && g->ended) return;  /* main waits for the others */
+  luaL_traceback(L, g->L, NULL, 0);
+  fprintf(stderr, "greenthread '%s' (id %llu) is blocked:\n%s\n",
+          name_of(g), (unsigned long long)t->id, lua_tostring(L, -1));
+  lua_pop(L, 1);
+}
+
+static void deadlock(void) {
+  fflush(stdout);
+  fprintf(stderr, "greenlua: deadlock: every greenthread is blocked and "
+                  "nothing (timer, socket, signal, child) can wake one\n");
+  gl_hub_foreach(report_blocked, hubL);
+  fflush(stderr);
+  exit(EXIT_FAILURE);
+}
+/* }====== */
+
+/* {====== Runtime ====== */
+
+int gl_runtime_stacksize(const char *text) {
+  char *end;
+  double v;
+  errno = 0;
+  v = strtod(text, &end);
+  if (end == text || errno != 0 || v <= 0) return -1;
+  switch (tolower((unsigned char)*end)) {
+    case 'k': v *= 1024; end++; break;
+    case 'm': v *= 1024 * 1024; end++; break;
+    case 'g': v *= 1024.0 * 1024 * 1024; end++; break;
+    default: break;
+  }
+  if (*end == 'b' || *end == 'B') end++;
+  if (*end != '\0' || v > (double)((size_t)1 << 30)) return -1;
+  return gl_stack_setsize((size_t)v);
+}
+
+void gl_runtime_open(lua_State *L) {
+  gl_green *g;
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, INTR_KEY);
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, POOL_KEY);
+  luaL_requiref(L, "green", luaopen_green, 1);  /* metatables, preloads */
+  lua_pop(L, 1);
+  hubL = lua_newthread(L);
+  luaL_ref(L, LUA_REGISTRYINDEX);
+  /* The main greenthread: the running context and the main Lua thread. */
+  g = lua_newuserdatauv(L, sizeof *g, UV_FN);
+  memset(g, 0, sizeof *g);
+  luaL_setmetatable(L, GL_GREEN_TYPE);
+  lua_pushthread(L);
+  lua_setiuservalue(L, -2, UV_THREAD);
+  g->L = L;
+  g->ismain = 1;
+  gl_task_init(&g->task, NULL);
+  gl_waitq_init(&g->joiners);
+  g->kill.kind = GL_INTR_KILL;
+  g->kill.ref = LUA_NOREF;
+  strcpy(g->task.name, "main");
+  g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  maing = g;
+  gl_hub_init(uv_default_loop(), &g->task);
+  gl_hub_deadlock_hook = deadlock;
+}
+
+void gl_runtime_wait(lua_State *L) {
+  GL_UNUSED(L);
+  GL_ASSERT(gl_green_current() == maing);
+  maing->ended = 1;  /* for the deadlock report: main only waits */
+  gl_waitq_wake_all(&maing->joiners, GL_OK);
+  gl_hub_wait_others();
+}
+/* }====== */

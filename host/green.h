@@ -1,0 +1,90 @@
+/* A greenthread: a hub task plus the Lua thread it runs on, and the
+ * runtime that ties Lua to the hub (the main greenthread, the embedded Lua
+ * modules, interrupts carrying Lua error values, the deadlock report).
+ * With main.c, the only file of host/ that touches the Lua API. */
+#ifndef GL_GREEN_H
+#define GL_GREEN_H
+
+#include <lua.h>
+
+#include "hub.h"
+#include "waitq.h"
+
+/* What an interrupt raises: kinds of gl_intr, the header of every cause
+ * passed to gl_hub_interrupt by the Lua side. */
+typedef struct gl_intr {
+  int kind;   /* GL_INTR_KILL or GL_INTR_TIMEOUT */
+  int ref;    /* GL_INTR_TIMEOUT: registry anchor of the Timeout, or
+                 LUA_NOREF */
+} gl_intr;
+
+enum { GL_INTR_KILL = 1, GL_INTR_TIMEOUT = 2 };
+
+typedef struct gl_green {
+  gl_task task;
+  lua_State *L;        /* its Lua thread while it runs, else NULL */
+  int ref;             /* registry ref to its userdata while it lives */
+  int nargs;           /* arguments waiting for the start */
+  int nres;            /* how many values it ended with (1: the error) */
+  uint64_t delay_ns;   /* spawn_later */
+  gl_waitq joiners;    /* join() waiters */
+  gl_intr kill;        /* the cause g:kill() interrupts with */
+  void *timeouts;      /* started green.Timeouts (bindings/timeout.c) */
+  unsigned char ended, failed, ismain;
+} gl_green;
+
+#define GL_GREEN_TYPE "green.Greenthread"
+
+/* Opens the runtime in the main state L: the hub on libuv's default loop,
+ * the main greenthread (the running context), `green` in package.preload
+ * and as a global.  Call once, from main, before running any script. */
+void gl_runtime_open(lua_State *L);
+
+/* Waits (in the main greenthread) until every other greenthread ended.
+ * A deadlock reported while waiting ends the process. */
+void gl_runtime_wait(lua_State *L);
+
+/* Sets the usable stack size of greenthreads from a text such as "256k",
+ * "1m" or "65536".  Returns 0, or -1 for an unusable size. */
+int gl_runtime_stacksize(const char *text);
+
+/* The running greenthread (never NULL once the runtime is open). */
+gl_green *gl_green_current(void);
+
+/* Spawns a greenthread running the function at stack index -(nargs+1)
+ * with the nargs values above it; pops them and pushes the greenthread. */
+gl_green *gl_green_spawn(lua_State *L, int nargs, uint64_t delay_ns);
+
+/* Pushes the userdata of g (which must not have ended). */
+void gl_green_push(lua_State *L, gl_green *g);
+
+/* Pushes what g ended with (its values, or its error) from the userdata
+ * at `idx`; returns how many. */
+int gl_green_pushresults(lua_State *L, gl_green *g, int idx);
+
+/* Raises in L the interrupt pending for the current greenthread (the
+ * caller saw GL_EINTR).  Never returns. */
+int gl_green_raise(lua_State *L);
+
+/* Records the value at `idx` as what `cause` raises, then interrupts g
+ * with it. */
+void gl_green_interrupt(lua_State *L, gl_green *g, gl_intr *cause, int idx);
+
+/* Records the value at `idx` as what `cause` raises, without interrupting
+ * anything yet (a Timeout records it when started, fires later). */
+void gl_green_setcause(lua_State *L, gl_intr *cause, int idx);
+
+/* Called as each greenthread ends, with its own Lua thread (the Timeout
+ * binding cancels the ones it started). */
+extern void (*gl_green_end_hook)(lua_State *L, gl_green *g);
+
+/* Forgets what `cause` would raise (a cancelled Timeout). */
+void gl_green_forget(lua_State *L, gl_intr *cause);
+
+/* Opens the green module (bindings/green.c). */
+int luaopen_green(lua_State *L);
+
+/* The registry key of the GreenletExit value. */
+extern const char gl_greenletexit_key[];
+
+#endif

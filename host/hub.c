@@ -1,0 +1,431 @@
+/* The hub: a coroutine of its own that runs ready tasks in FIFO order and,
+ * between rounds, the libuv loop.  Timers for every sleep and timeout live
+ * in one binary heap ordered by (deadline, start order) behind a single
+ * uv_timer_t armed for the earliest.  Tasks switch only to the hub and the
+ * hub only to tasks, so the hub is where finished tasks give back their
+ * stacks and where a deadlock is noticed. */
+#include "hub.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "waitq.h"
+
+/* Poll I/O at least this often while tasks keep the run queue busy. */
+#define POLL_EVERY_TASKS 64
+#define POLL_EVERY_NS 100000
+
+static struct {
+  uv_loop_t *loop;
+  gl_task *main;
+  gl_coro co;             /* the hub's own coroutine */
+  gl_task *current;       /* NULL while the hub itself runs */
+  gl_task *head, *tail;   /* the run queue */
+  gl_task *live_head, *live_tail;
+  size_t live;
+  uint64_t next_id;
+  int main_waits;         /* the main task waits for the others to end */
+  gl_waiter main_waiter;
+  unsigned ran;           /* tasks run since the last poll */
+  uint64_t polled;        /* when */
+  gl_timer **heap;        /* timers: a binary min-heap */
+  size_t nheap, capheap;
+  uint64_t timer_seq;
+  uv_timer_t uvtimer;
+  uint64_t armed;         /* the deadline uvtimer is armed for, or 0 */
+} H;
+
+void (*gl_hub_deadlock_hook)(void);
+
+void gl_fatal(const char *fmt, ...) {
+  va_list ap;
+  fflush(stdout);
+  fputs("greenlua: fatal: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  abort();
+}
+
+uint64_t gl_hub_now_ns(void) { return uv_hrtime(); }
+
+uint64_t gl_hub_ns(double seconds) {
+  if (!(seconds > 0)) return 0;               /* also NaN */
+  if (seconds >= 1e9) return UINT64_MAX / 2;  /* ~30 years: forever enough */
+  return (uint64_t)ceil(seconds * 1e9);
+}
+
+uv_loop_t *gl_hub_loop(void) { return H.loop; }
+gl_task *gl_hub_main(void) { return H.main; }
+gl_task *gl_hub_current(void) { return H.current; }
+size_t gl_hub_live(void) { return H.live; }
+
+/* {====== Timers ====== */
+
+static int earlier(const gl_timer *a, const gl_timer *b) {
+  return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void heapset(size_t i, gl_timer *t) {
+  H.heap[i] = t;
+  t->slot = i + 1;
+}
+
+static void siftup(size_t i) {
+  gl_timer *t = H.heap[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!earlier(t, H.heap[parent])) break;
+    heapset(i, H.heap[parent]);
+    i = parent;
+  }
+  heapset(i, t);
+}
+
+static void siftdown(size_t i) {
+  gl_timer *t = H.heap[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= H.nheap) break;
+    if (c + 1 < H.nheap && earlier(H.heap[c + 1], H.heap[c])) c++;
+    if (!earlier(H.heap[c], t)) break;
+    heapset(i, H.heap[c]);
+    i = c;
+  }
+  heapset(i, t);
+}
+
+static void on_uvtimer(uv_timer_t *h);
+
+/* Arms the loop's timer for the earliest deadline.  The loop's cached time
+ * is refreshed first, and the wait rounded up, so the timer never fires
+ * before the deadline on our clock; if it fires a little early on the
+ * loop's millisecond clock, on_uvtimer arms it again. */
+static void arm(void) {
+  uint64_t now, due, ms;
+  if (H.nheap == 0) {
+    if (H.armed) uv_timer_stop(&H.uvtimer);
+    H.armed = 0;
+    return;
+  }
+  due = H.heap[0]->due;
+  if (H.armed == due) return;
+  uv_update_time(H.loop);
+  now = uv_hrtime();
+  ms = due <= now ? 0 : (due - now + 999999) / 1000000;
+  uv_timer_start(&H.uvtimer, on_uvtimer, ms, 0);
+  H.armed = due;
+}
+
+void gl_timer_start(gl_timer *t, uint64_t due) {
+  GL_ASSERT(t->slot == 0);
+  if (H.nheap == H.capheap) {
+    size_t cap = H.capheap ? 2 * H.capheap : 64;
+    gl_timer **heap = realloc(H.heap, cap * sizeof *heap);
+    if (heap == NULL) gl_fatal("out of memory for timers");
+    H.heap = heap;
+    H.capheap = cap;
+  }
+  t->due = due;
+  t->seq = H.timer_seq++;
+  H.heap[H.nheap++] = t;
+  siftup(H.nheap - 1);
+  if (H.heap[0] == t) arm();
+}
+
+void gl_timer_stop(gl_timer *t) {
+  size_t i;
+  gl_timer *last;
+  if (t->slot == 0) return;
+  i = t->slot - 1;
+  t->slot = 0;
+  last = H.heap[--H.nheap];
+  if (last != t) {
+    heapset(i, last);
+    siftup(i);
+    siftdown(last->slot - 1);
+  }
+  if (i == 0) arm();
+}
+
+static void on_uvtimer(uv_timer_t *h) {
+  uint64_t now = uv_hrtime();
+  GL_UNUSED(h);
+  H.armed = 0;
+  while (H.nheap > 0 && H.heap[0]->due <= now) {
+    gl_timer *t = H.heap[0];
+    gl_timer_stop(t);
+    t->cb(t);
+  }
+  arm();
+}
+/* }====== */
+
+/* {====== Run queue and tasks ====== */
+
+static void push(gl_task *t) {
+  t->next = NULL;
+  if (H.tail) H.tail->next = t; else H.head = t;
+  H.tail = t;
+}
+
+static gl_task *pop(void) {
+  gl_task *t = H.head;
+  if (t != NULL) {
+    H.head = t->next;
+    if (H.head == NULL) H.tail = NULL;
+    t->next = NULL;
+  }
+  return t;
+}
+
+static void live_add(gl_task *t) {
+  t->live_next = NULL;
+  t->live_prev = H.live_tail;
+  if (H.live_tail) H.live_tail->live_next = t; else H.live_head = t;
+  H.live_tail = t;
+  H.live++;
+}
+
+static void live_remove(gl_task *t) {
+  if (t->live_prev) t->live_prev->live_next = t->live_next;
+  else H.live_head = t->live_next;
+  if (t->live_next) t->live_next->live_prev = t->live_prev;
+  else H.live_tail = t->live_prev;
+  H.live--;
+}
+
+void gl_task_init(gl_task *t, void (*run)(gl_task *t)) {
+  memset(t, 0, sizeof *t);
+  t->run = run;
+  t->state = GL_TASK_NEW;
+  t->id = ++H.next_id;
+}
+
+static void overflow_hook(gl_coro *co) {
+  gl_task *t = gl_container_of(co, gl_task, coro);
+  static char msg[160];
+  int n = snprintf(msg, sizeof msg,
+                   "greenlua: fatal: stack overflow in greenthread '%s' "
+                   "(id %llu); raise --stack-size\n",
+                   t->name, (unsigned long long)t->id);
+  if (n > 0) fwrite(msg, 1, (size_t)n, stderr);
+  abort();
+}
+
+static void hub_main(gl_coro *co);
+
+void gl_hub_init(uv_loop_t *loop, gl_task *main) {
+  memset(&H, 0, sizeof H);
+  H.loop = loop;
+  H.main = main;
+  uv_timer_init(loop, &H.uvtimer);
+  gl_coro_init_main(&main->coro);
+  main->state = GL_TASK_RUNNING;
+  main->started = 1;
+  H.current = main;
+  live_add(main);
+  if (gl_coro_init(&H.co, hub_main) != 0)
+    gl_fatal("cannot allocate the hub's stack");
+  gl_coro_overflow_hook = overflow_hook;
+  gl_coro_catch_overflow();
+}
+
+void gl_hub_spawn(gl_task *t) {
+  GL_ASSERT(t->state == GL_TASK_NEW && t->run != NULL);
+  live_add(t);
+  push(t);
+}
+
+/* Switches from the current task to the hub. */
+static void tohub(gl_task *t, int finishing) {
+  gl_coro_switch(&t->coro, &H.co, finishing);
+  /* back: the hub switched to us again */
+  GL_ASSERT(H.current == t);
+}
+
+static void task_entry(gl_coro *co) {
+  gl_task *t = gl_container_of(co, gl_task, coro);
+  t->run(t);
+  /* The task's memory belongs to its owner (a Lua userdata for a
+   * greenthread); the owner keeps it alive until the hub, right after
+   * the switch below and before any other task runs, releases the stack. */
+  t->state = GL_TASK_DEAD;
+  live_remove(t);
+  if (H.main_waits && H.live == 1) gl_hub_wake(&H.main_waiter, GL_OK);
+  tohub(t, 1);
+  gl_fatal("a finished task was resumed");
+}
+
+static void runtask(gl_task *t) {
+  if (t->state == GL_TASK_NEW) {
+    if (gl_coro_init(&t->coro, task_entry) != 0)
+      gl_fatal("out of memory for greenthread stacks (%zu live)", H.live);
+    t->started = 1;
+  }
+  t->state = GL_TASK_RUNNING;
+  H.current = t;
+  gl_coro_switch(&H.co, &t->coro, 0);
+  H.current = NULL;
+  if (t->state == GL_TASK_DEAD) gl_coro_release(&t->coro);
+}
+
+static void deadlock(void) {
+  if (gl_hub_deadlock_hook != NULL) gl_hub_deadlock_hook();
+  gl_fatal("deadlock: every greenthread is blocked and nothing can wake one");
+}
+
+static void hub_main(gl_coro *co) {
+  GL_UNUSED(co);
+  for (;;) {
+    gl_task *last = H.tail;
+    if (last != NULL) {
+      gl_task *t;
+      do {  /* one round: the tasks ready when it began */
+        t = pop();
+        runtask(t);
+        H.ran++;
+      } while (t != last);
+      if (H.head != NULL) {
+        uint64_t now = uv_hrtime();
+        if (H.ran >= POLL_EVERY_TASKS || now - H.polled >= POLL_EVERY_NS) {
+          H.ran = 0;
+          H.polled = now;
+          uv_run(H.loop, UV_RUN_NOWAIT);
+        }
+        continue;
+      }
+    }
+    H.ran = 0;
+    if (!uv_loop_alive(H.loop)) deadlock();
+    uv_run(H.loop, UV_RUN_ONCE);
+    H.polled = uv_hrtime();
+  }
+}
+/* }====== */
+
+/* {====== Parking ====== */
+
+static void on_park_timeout(gl_timer *tm) {
+  gl_hub_wake(gl_container_of(tm, gl_waiter, timer), GL_ETIMEDOUT);
+}
+
+int gl_hub_park(gl_waiter *w, uint64_t timeout_ns) {
+  gl_task *t = H.current;
+  GL_ASSERT(t != NULL);  /* the hub itself never parks */
+  w->task = t;
+  w->timer.slot = 0;
+  if (t->intr != NULL) return GL_EINTR;
+  w->status = GL_OK;
+  if (timeout_ns != UINT64_MAX) {
+    uint64_t now = uv_hrtime();
+    uint64_t due = timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1
+                                                 : now + timeout_ns;
+    w->timer.cb = on_park_timeout;
+    gl_timer_start(&w->timer, due);
+  }
+  t->waiter = w;
+  t->state = GL_TASK_PARKED;
+  tohub(t, 0);
+  return w->status;
+}
+
+void gl_hub_wake(gl_waiter *w, int status) {
+  gl_task *t = w->task;
+  gl_waitq_remove(w);
+  gl_timer_stop(&w->timer);
+  if (t == NULL || t->state != GL_TASK_PARKED || t->waiter != w) return;
+  w->status = status;
+  t->waiter = NULL;
+  t->state = GL_TASK_READY;
+  push(t);
+}
+
+int gl_hub_yield(void) {
+  gl_task *t = H.current;
+  GL_ASSERT(t != NULL);
+  if (t->intr != NULL) return GL_EINTR;
+  t->state = GL_TASK_READY;
+  push(t);
+  tohub(t, 0);
+  return t->intr != NULL ? GL_EINTR : GL_OK;
+}
+
+int gl_hub_sleep(uint64_t ns) {
+  gl_waiter w;
+  int rc;
+  memset(&w, 0, sizeof w);
+  rc = gl_hub_park(&w, ns);
+  return rc == GL_ETIMEDOUT ? GL_OK : rc;
+}
+
+void gl_hub_wait_others(void) {
+  GL_ASSERT(H.current == H.main);
+  while (H.live > 1) {
+    memset(&H.main_waiter, 0, sizeof H.main_waiter);
+    H.main_waits = 1;
+    gl_hub_park(&H.main_waiter, UINT64_MAX);
+    H.main_waits = 0;
+    if (H.main->intr != NULL) gl_hub_take_interrupt(H.main);
+  }
+}
+
+void gl_hub_interrupt(gl_task *t, void *cause) {
+  GL_ASSERT(cause != NULL);
+  if (t->state == GL_TASK_DEAD || t->intr != NULL) return;
+  t->intr = cause;
+  if (t->state == GL_TASK_PARKED) gl_hub_wake(t->waiter, GL_EINTR);
+}
+
+void *gl_hub_take_interrupt(gl_task *t) {
+  void *cause = t->intr;
+  t->intr = NULL;
+  return cause;
+}
+
+void gl_hub_clear_interrupt(gl_task *t, void *cause) {
+  if (t->intr == cause) t->intr = NULL;
+}
+
+typedef struct fdpoll {
+  uv_poll_t h;
+  gl_waiter *w;
+} fdpoll;
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  fdpoll *p = h->data;
+  GL_UNUSED(events);
+  if (p->w != NULL) gl_hub_wake(p->w, status < 0 ? GL_ECLOSED : GL_OK);
+}
+
+static void free_on_close(uv_handle_t *h) { free(h->data); }
+
+int gl_hub_wait_fd(int fd, int events, uint64_t timeout_ns) {
+  gl_waiter w;
+  int rc;
+  fdpoll *p = malloc(sizeof *p);
+  if (p == NULL) return -1;
+  if (uv_poll_init(H.loop, &p->h, fd) != 0) {
+    free(p);
+    return -1;
+  }
+  memset(&w, 0, sizeof w);
+  p->h.data = p;
+  p->w = &w;
+  uv_poll_start(&p->h, events, on_poll);
+  rc = gl_hub_park(&w, timeout_ns);
+  p->w = NULL;
+  uv_close((uv_handle_t *)&p->h, free_on_close);
+  return rc;
+}
+
+void gl_hub_foreach(void (*fn)(gl_task *t, void *ud), void *ud) {
+  gl_task *t, *next;
+  for (t = H.live_head; t != NULL; t = next) {
+    next = t->live_next;
+    fn(t, ud);
+  }
+}
+/* }====== */

@@ -1,0 +1,18 @@
+# Turns Lua files into a C array table: { "green.<name>", bytes, length }.
+# Run by CMake: cmake -DOUT=file.c -DFILES="a.lua;b.lua" -P embed.cmake
+set(body "/* Generated from the Lua parts of bindings/green by embed.cmake */\n#include <stddef.h>\n")
+set(table "")
+set(i 0)
+foreach(f ${FILES})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} hex HEX)
+  string(LENGTH "${hex}" hexlen)
+  math(EXPR len "${hexlen} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const char src${i}[] = {${bytes}0};\n")
+  string(APPEND table "  {\"green.${name}\", src${i}, ${len}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "typedef struct gl_embedded { const char *name, *src; size_t len; } gl_embedded;\n")
+string(APPEND body "const gl_embedded gl_embedded_lua[] = {\n${table}  {NULL, NULL, 0}\n};\n")
+file(WRITE ${OUT} "${body}")
