@@ -108,6 +108,7 @@ void gl_coro_release(gl_coro *co) {
 
 /* {====== Overflow handler ====== */
 
+#if !GL_ASAN  /* AddressSanitizer reports stack overflows itself */
 static void on_segv(int sig, siginfo_t *si, void *uc) {
   gl_coro *co = gl_coro_running;
   GL_UNUSED(uc);
@@ -118,9 +119,10 @@ static void on_segv(int sig, siginfo_t *si, void *uc) {
   signal(sig, SIG_DFL);
   raise(sig);
 }
+#endif
 
 void gl_coro_catch_overflow(void) {
-#if !GL_ASAN  /* AddressSanitizer reports stack overflows itself */
+#if !GL_ASAN
   static char altstack[64 * 1024];
   stack_t ss;
   struct sigaction sa;

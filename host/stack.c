@@ -40,9 +40,9 @@
 #define GL_STACK_HOT 64      /* pooled stacks that keep their pages */
 
 #if GL_ASAN
-#define DEFAULT_SIZE (512 * 1024)  /* sanitizers' frames are larger */
+#define DEFAULT_SIZE (1024 * 1024)  /* sanitizers' frames are larger */
 #else
-#define DEFAULT_SIZE (256 * 1024)
+#define DEFAULT_SIZE (512 * 1024)
 #endif
 
 typedef struct region {
@@ -122,11 +122,6 @@ static region *newregion(void) {
     free(r);
     return NULL;
   }
-#if GL_ASAN
-  /* LeakSanitizer does not scan mmap'd memory: parked stacks hold the only
-   * pointers to some objects. */
-  __lsan_register_root_region(r->mem, len);
-#endif
   stats.regions++;
   return r;
 }
@@ -158,6 +153,11 @@ gl_stack *gl_stack_alloc(void) {
     current->carved++;
     stats.total++;
     guard(s);
+#if GL_ASAN
+    /* LeakSanitizer does not scan mmap'd memory, and parked stacks hold
+     * the only pointers to some objects; guard pages must stay out. */
+    __lsan_register_root_region(s->base, s->size);
+#endif
     stats.in_use++;
     return s;
   }

@@ -1,0 +1,21 @@
+# Sourced by the scripts in scripts/tools: installs the Debian packages
+# that are missing (as root; through sudo otherwise).
+need_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+      missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "== installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+      --no-install-recommends "${missing[@]}" >/dev/null ||
+    { echo "could not install: ${missing[*]}" >&2; return 1; }
+}
+
+# What building and testing greenlua needs.
+GL_BUILD_PACKAGES=(cmake make gcc libc6-dev pkg-config liblua5.4-dev
+  libuv1-dev lua-busted)

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The full test suite: installs what is missing, builds greenlua in Release
+# and with AddressSanitizer + UndefinedBehaviorSanitizer (warnings as
+# errors in both), then runs the C unit tests (ctest) and every busted spec
+# under each build.  Ends with one line: "N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.."
+. scripts/tools/deps.sh
+need_packages "${GL_BUILD_PACKAGES[@]}" || exit 1
+
+jobs=$(nproc)
+passed=0 failed=0
+log=$(mktemp -d)
+
+build() {  # build DIR TYPE
+  echo "== build $2 in $1"
+  cmake -S . -B "$1" -DCMAKE_BUILD_TYPE="$2" -DGL_WERROR=ON >"$log/cmake" 2>&1 &&
+    cmake --build "$1" -j"$jobs" >"$log/make" 2>&1 ||
+    { cat "$log/cmake" "$log/make" | tail -40; return 1; }
+}
+
+ctests() {  # ctests DIR
+  echo "== C unit tests ($1)"
+  ctest --test-dir "$1" --output-on-failure -j"$jobs" --timeout 120 \
+    >"$log/ctest" 2>&1
+  grep -E "tests passed|Failed|\*\*\*" "$log/ctest" | tail -20
+  local total fails
+  total=$(sed -nE 's/.*tests failed out of ([0-9]+).*/\1/p' "$log/ctest")
+  fails=$(sed -nE 's/.* ([0-9]+) tests failed out of.*/\1/p' "$log/ctest")
+  [ -n "$total" ] || { echo "ctest did not run"; failed=$((failed + 1)); return; }
+  passed=$((passed + total - fails)); failed=$((failed + fails))
+}
+
+specs() {  # specs DIR
+  echo "== busted specs ($1)"
+  GREENLUA="$PWD/$1/greenlua" timeout 1800 "$1/greenlua" /usr/bin/busted \
+    -o utfTerminal spec >"$log/busted" 2>&1
+  grep -vE '^[+●◼✱-]*$' "$log/busted" | tail -60
+  local line s f e
+  line=$(grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' \
+           "$log/busted" | tail -1)
+  [ -n "$line" ] || { echo "busted did not finish"; failed=$((failed + 1)); return; }
+  s=$(sed -nE 's/^([0-9]+) success.*/\1/p' <<<"$line")
+  f=$(sed -nE 's/.* ([0-9]+) failures?.*/\1/p' <<<"$line")
+  e=$(sed -nE 's/.* ([0-9]+) errors?.*/\1/p' <<<"$line")
+  passed=$((passed + s)); failed=$((failed + f + e))
+}
+
+contract() {  # contract DIR: every API.md name exists
+  local check=../shared/checks/api_names.lua out p f
+  [ -f "$check" ] || return 0
+  echo "== API.md names ($1)"
+  out=$("$1/greenlua" "$check" 2>&1 | tail -20)
+  echo "$out" | grep -v "passed, .* failed"
+  p=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1/p' <<<"$out")
+  f=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\2/p' <<<"$out")
+  [ -n "$p" ] || { failed=$((failed + 1)); return; }
+  passed=$((passed + p)); failed=$((failed + f))
+}
+
+for cfg in "build Release" "build-asan Asan"; do
+  set -- $cfg
+  if build "$1" "$2"; then
+    ctests "$1"
+    specs "$1"
+    contract "$1"
+  else
+    echo "build $2 failed"; failed=$((failed + 1))
+  fi
+done
+rm -rf "$log"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
