@@ -58,6 +58,9 @@ int gl_coro_init(gl_coro *co, gl_coro_fn fn) {
   if (s == NULL) return -1;
   co->stack = s;
   co->fn = fn;
+  co->shared = 0;
+  co->made = 1;
+  co->saved = NULL;
   co->asan_fake = NULL;
   co->asan_bottom = s->base;
   co->asan_size = s->size;
@@ -105,6 +108,77 @@ void gl_coro_release(gl_coro *co) {
   }
   gl_ctx_free(&co->ctx);
 }
+
+/* {====== Shared stacks ====== */
+
+void gl_coro_bind(gl_coro *co, gl_coro_fn fn, gl_stack *s) {
+  co->stack = s;
+  co->fn = fn;
+  co->shared = 1;
+  co->made = 0;
+  co->saved = NULL;
+  co->nsaved = 0;
+  co->asan_fake = NULL;
+  co->asan_bottom = s->base;
+  co->asan_size = s->size;
+}
+
+gl_coro *gl_coro_occupant(const gl_coro *co) {
+  gl_coro *occ = co->stack->occupant;
+  return occ == co ? NULL : occ;
+}
+
+int gl_coro_activate(gl_coro *co) {
+  gl_stack *s = co->stack;
+  gl_coro *occ = s->occupant;
+  char *top = s->base + s->size;
+  GL_ASSERT(co->shared && co != gl_coro_running);
+  if (occ == co) return 0;
+  if (occ != NULL) {  /* displace it */
+    char *sp = gl_ctx_stackptr(&occ->ctx);
+    size_t n = (size_t)(top - sp);
+    GL_ASSERT(sp >= s->base && sp <= top && occ->saved == NULL);
+    occ->saved = malloc(n > 0 ? n : 1);
+    if (occ->saved == NULL) return -1;
+    memcpy(occ->saved, sp, n);
+    occ->nsaved = n;
+  }
+  if (co->saved != NULL) {  /* back to the very same addresses */
+    memcpy(top - co->nsaved, co->saved, co->nsaved);
+    free(co->saved);
+    co->saved = NULL;
+    co->nsaved = 0;
+  } else {
+    GL_ASSERT(!co->made);
+    gl_ctx_make(&co->ctx, s->base, s->size, entry, co);
+    co->made = 1;
+  }
+  s->occupant = co;
+  return 0;
+}
+
+void gl_coro_leave(gl_coro *co) {
+  GL_ASSERT(co->shared && co != gl_coro_running);
+  if (co->stack->occupant == co) co->stack->occupant = NULL;
+  free(co->saved);
+  co->saved = NULL;
+  co->stack = NULL;
+  gl_ctx_free(&co->ctx);
+}
+
+int gl_coro_can_share(void) {
+  gl_ctx probe;
+  char stack[256] __attribute__((aligned(16)));
+  if (GL_ASAN) return 0;  /* copied frames would carry poisoned redzones */
+  memset(&probe, 0, sizeof probe);
+  gl_ctx_make(&probe, stack, sizeof stack, entry, NULL);
+  {
+    int ok = gl_ctx_stackptr(&probe) != NULL;
+    gl_ctx_free(&probe);
+    return ok;
+  }
+}
+/* }====== */
 
 /* {====== Overflow handler ====== */
 

@@ -14,6 +14,10 @@ struct gl_coro {
   gl_ctx ctx;
   gl_stack *stack;     /* NULL for the thread's own stack */
   gl_coro_fn fn;
+  char *saved;         /* shared stack: its frames while displaced */
+  size_t nsaved;
+  unsigned char shared;  /* runs on a stack it shares with others */
+  unsigned char made;    /* its context exists (shared: made lazily) */
   void *asan_fake;     /* sanitizer bookkeeping, unused otherwise */
   const void *asan_bottom;
   size_t asan_size;
@@ -25,6 +29,35 @@ void gl_coro_init_main(gl_coro *co);
 /* Gives `co` a stack and prepares it to run fn(co) at its first switch.
  * Returns 0, or -1 when no stack can be had. */
 int gl_coro_init(gl_coro *co, gl_coro_fn fn);
+
+/* {====== Shared stacks ======
+ * A coroutine bound to a shared stack keeps its frames there only while it
+ * holds the stack.  Before another coroutine bound to the same stack runs,
+ * gl_coro_activate copies the used part of the holder's stack (from its
+ * saved stack pointer to the top) into memory of its own, and copies the
+ * newcomer's back to the very same addresses, so pointers into a stack
+ * stay right.  The rule that makes this safe: while a coroutine is
+ * suspended, nothing outside it may point into its stack, except what
+ * the caller relocates before activating (the hub relocates the waiter a
+ * task is parked on). */
+
+/* Binds `co` to the shared stack `s`; it is made at its first activation. */
+void gl_coro_bind(gl_coro *co, gl_coro_fn fn, gl_stack *s);
+
+/* The coroutine whose frames `co`'s shared stack holds, if not co's. */
+gl_coro *gl_coro_occupant(const gl_coro *co);
+
+/* Makes `co`'s shared stack hold co's frames: saves the occupant's, then
+ * restores co's (or makes co at its first activation).  Must run on
+ * another stack.  Returns 0, or -1 when no memory is left to save. */
+int gl_coro_activate(gl_coro *co);
+
+/* A finished coroutine leaves its shared stack. */
+void gl_coro_leave(gl_coro *co);
+
+/* Whether shared stacks work with this context switch and build. */
+int gl_coro_can_share(void);
+/* }====== */
 
 /* Switches from the running coroutine `from` to `to`.  `from` must be the
  * one running.  When `from` has finished (its fn will never resume), pass

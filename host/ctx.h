@@ -34,6 +34,11 @@ void gl_ctx_make(gl_ctx *ctx, void *stack, size_t size, gl_ctx_entry entry,
  * something switches back to `from`, the `value` of that switch. */
 void *gl_ctx_switch(gl_ctx *from, gl_ctx *to, void *value);
 
+/* The stack pointer a suspended context resumes with: everything above it
+ * up to the top of its stack is that context's.  NULL where the
+ * implementation cannot tell (ucontext), which turns shared stacks off. */
+void *gl_ctx_stackptr(const gl_ctx *ctx);
+
 /* Frees what gl_ctx_make allocated (only ucontext allocates). */
 void gl_ctx_free(gl_ctx *ctx);
 

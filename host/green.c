@@ -319,6 +319,12 @@ int gl_runtime_stacksize(const char *text) {
 
 void gl_runtime_open(lua_State *L) {
   gl_green *g;
+  const char *env = getenv("GREENLUA_PRIVATE_STACKS");
+  if (env != NULL && *env != '\0') {
+    char *end;
+    unsigned long long n = strtoull(env, &end, 10);
+    if (*end == '\0') gl_hub_private_stacks((size_t)n);
+  }
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, INTR_KEY);
   lua_newtable(L);

@@ -12,6 +12,10 @@
 
 #include "waitq.h"
 
+/* Greenthreads past the private-stack limit share these many stacks. */
+#define SHARED_STACKS 64
+#define PRIVATE_STACKS 1024
+
 /* Poll I/O at least this often while tasks keep the run queue busy. */
 #define POLL_EVERY_TASKS 64
 #define POLL_EVERY_NS 100000
@@ -34,7 +38,16 @@ static struct {
   uint64_t timer_seq;
   uv_timer_t uvtimer;
   uint64_t armed;         /* the deadline uvtimer is armed for, or 0 */
+  size_t private_max;     /* private stacks before sharing starts */
+  size_t nprivate;        /* private stacks in use by tasks */
+  int can_share;
+  gl_stack *shared[SHARED_STACKS];
+  size_t nextshared;
+  size_t displaced, saved_bytes;
+  unsigned long long displacements;
 } H;
+
+static size_t private_max = PRIVATE_STACKS;
 
 void (*gl_hub_deadlock_hook)(void);
 
@@ -61,6 +74,22 @@ uv_loop_t *gl_hub_loop(void) { return H.loop; }
 gl_task *gl_hub_main(void) { return H.main; }
 gl_task *gl_hub_current(void) { return H.current; }
 size_t gl_hub_live(void) { return H.live; }
+
+void gl_hub_private_stacks(size_t n) {
+  private_max = n;
+  H.private_max = n;
+}
+
+void gl_hub_getstats(gl_hub_stats *st) {
+  size_t i;
+  st->live = H.live;
+  st->private_stacks = H.nprivate;
+  st->shared_stacks = 0;
+  for (i = 0; i < SHARED_STACKS; i++) st->shared_stacks += H.shared[i] != NULL;
+  st->displaced = H.displaced;
+  st->saved_bytes = H.saved_bytes;
+  st->displacements = H.displacements;
+}
 
 /* {====== Timers ====== */
 
@@ -221,6 +250,8 @@ void gl_hub_init(uv_loop_t *loop, gl_task *main) {
   memset(&H, 0, sizeof H);
   H.loop = loop;
   H.main = main;
+  H.private_max = private_max;
+  H.can_share = gl_coro_can_share();
   uv_timer_init(loop, &H.uvtimer);
   gl_coro_init_main(&main->coro);
   main->state = GL_TASK_RUNNING;
@@ -259,17 +290,78 @@ static void task_entry(gl_coro *co) {
   gl_fatal("a finished task was resumed");
 }
 
-static void runtask(gl_task *t) {
-  if (t->state == GL_TASK_NEW) {
+/* Gives a task starting its first run a stack: one of its own while
+ * fewer than private_max are in use, else a shared one, round robin. */
+static void start(gl_task *t) {
+  if (H.nprivate < H.private_max || !H.can_share) {
     if (gl_coro_init(&t->coro, task_entry) != 0)
       gl_fatal("out of memory for greenthread stacks (%zu live)", H.live);
-    t->started = 1;
+    H.nprivate++;
+  } else {
+    size_t i = H.nextshared++ % SHARED_STACKS;
+    if (H.shared[i] == NULL && (H.shared[i] = gl_stack_alloc()) == NULL)
+      gl_fatal("out of memory for greenthread stacks (%zu live)", H.live);
+    gl_coro_bind(&t->coro, task_entry, H.shared[i]);
   }
+  t->started = 1;
+}
+
+/* Moves the waiter of a task about to be displaced from its stack into the
+ * task itself, and repoints what links to it (its wait queue and the
+ * timer heap): nothing else may point into a displaced stack. */
+static void boxwaiter(gl_task *t) {
+  gl_waiter *w = t->waiter, *b = &t->box;
+  if (w == NULL || w == b) return;
+  *b = *w;
+  if (b->q != NULL) {
+    if (b->prev) b->prev->next = b; else b->q->head = b;
+    if (b->next) b->next->prev = b; else b->q->tail = b;
+  }
+  if (b->timer.slot != 0) H.heap[b->timer.slot - 1] = &b->timer;
+  t->home = w;
+  t->waiter = b;
+}
+
+/* Makes a shared-stack task's frames current before it runs. */
+static void activate(gl_task *t) {
+  gl_coro *occ = gl_coro_occupant(&t->coro);
+  if (occ != NULL) {
+    gl_task *o = gl_container_of(occ, gl_task, coro);
+    boxwaiter(o);
+    H.displacements++;
+  }
+  if (t->coro.saved != NULL) {
+    H.displaced--;
+    H.saved_bytes -= t->coro.nsaved;
+  }
+  if (gl_coro_activate(&t->coro) != 0)
+    gl_fatal("out of memory saving a greenthread's stack");
+  if (occ != NULL) {
+    H.displaced++;
+    H.saved_bytes += occ->nsaved;
+  }
+  if (t->home != NULL) {  /* woken while displaced: the waiter goes home */
+    GL_ASSERT(t->waiter == NULL);
+    *t->home = t->box;
+    t->home = NULL;
+  }
+}
+
+static void runtask(gl_task *t) {
+  if (t->state == GL_TASK_NEW) start(t);
+  if (t->coro.shared) activate(t);
   t->state = GL_TASK_RUNNING;
   H.current = t;
   gl_coro_switch(&H.co, &t->coro, 0);
   H.current = NULL;
-  if (t->state == GL_TASK_DEAD) gl_coro_release(&t->coro);
+  if (t->state == GL_TASK_DEAD) {
+    if (t->coro.shared) {
+      gl_coro_leave(&t->coro);
+    } else {
+      gl_coro_release(&t->coro);
+      H.nprivate--;
+    }
+  }
 }
 
 static void deadlock(void) {

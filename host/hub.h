@@ -61,6 +61,8 @@ struct gl_task {
   int state;
   int started;
   char name[48];          /* for messages written without Lua */
+  gl_waiter box;          /* where its waiter moves while displaced */
+  gl_waiter *home;        /* where the waiter was, to move it back */
 };
 
 /* Sets up the hub on `loop`; the calling context becomes the task `main`
@@ -122,8 +124,18 @@ extern void (*gl_hub_deadlock_hook)(void);
 /* Calls fn(t, ud) for every live task, oldest first. */
 void gl_hub_foreach(void (*fn)(gl_task *t, void *ud), void *ud);
 
+/* Greenthreads get stacks of their own until `n` are in use; later ones
+ * share a few stacks (see coro.h).  0 makes every greenthread share. */
+void gl_hub_private_stacks(size_t n);
+
 /* Counts, for tests and benchmarks. */
 size_t gl_hub_live(void);
+
+typedef struct gl_hub_stats {
+  size_t live, private_stacks, shared_stacks, displaced, saved_bytes;
+  unsigned long long displacements;
+} gl_hub_stats;
+void gl_hub_getstats(gl_hub_stats *st);
 
 /* Converts seconds to a timeout in ns, rounded up; negative gives 0. */
 uint64_t gl_hub_ns(double seconds);

@@ -12,6 +12,8 @@ struct gl_stack {
   char *base;        /* lowest usable address */
   size_t size;       /* usable bytes; the stack grows down from base+size */
   gl_stack *next;    /* free list link while pooled */
+  void *occupant;    /* a shared stack: the coroutine whose frames it
+                        holds (coro.c); NULL otherwise */
   unsigned char guard;  /* a gl_stack_guard value */
   unsigned char hot;    /* pooled with its pages still resident */
 };

@@ -96,6 +96,14 @@ trampoline:
         bl      gl_fatal
         brk     #0
 
+/* void *gl_ctx_stackptr(const gl_ctx *ctx) */
+        .globl  gl_ctx_stackptr
+        .type   gl_ctx_stackptr, %function
+gl_ctx_stackptr:
+        ldr     x0, [x0]
+        ret
+        .size   gl_ctx_stackptr, .-gl_ctx_stackptr
+
 /* void gl_ctx_free(gl_ctx *ctx): nothing is allocated here. */
         .globl  gl_ctx_free
         .type   gl_ctx_free, %function

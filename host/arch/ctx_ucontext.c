@@ -65,6 +65,11 @@ void *gl_ctx_switch(gl_ctx *from, gl_ctx *to, void *value) {
   return passed_value;
 }
 
+void *gl_ctx_stackptr(const gl_ctx *ctx) {
+  GL_UNUSED(ctx);
+  return NULL;  /* saved inside ucontext_t, in a machine-specific field */
+}
+
 void gl_ctx_free(gl_ctx *ctx) {
   free(ctx->impl);
   ctx->impl = NULL;

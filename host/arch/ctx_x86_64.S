@@ -92,6 +92,14 @@ trampoline:
         callq   gl_fatal@PLT
         ud2
 
+/* void *gl_ctx_stackptr(const gl_ctx *ctx) */
+        .globl  gl_ctx_stackptr
+        .type   gl_ctx_stackptr, @function
+gl_ctx_stackptr:
+        movq    (%rdi), %rax
+        ret
+        .size   gl_ctx_stackptr, .-gl_ctx_stackptr
+
 /* void gl_ctx_free(gl_ctx *ctx): nothing is allocated here. */
         .globl  gl_ctx_free
         .type   gl_ctx_free, @function
