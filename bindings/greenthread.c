@@ -109,7 +109,9 @@ static const char *statename(gl_green *g) {
 
 static int greenthread_tostring(lua_State *L) {
   gl_green *g = checkgreen(L, 1);
-  lua_pushfstring(L, "Greenthread '%s' (id %I, %s)", g->task.name,
+  char name[64];
+  lua_pushfstring(L, "Greenthread '%s' (id %I, %s)",
+                  gl_task_name(&g->task, name, sizeof name),
                   (lua_Integer)g->task.id, statename(g));
   return 1;
 }
@@ -147,8 +149,10 @@ static int greenthread_index(lua_State *L) {
       return 1;
     }
     if (strcmp(k, "name") == 0) {
-      if (lua_getiuservalue(L, 1, 2) == LUA_TNIL)
-        lua_pushstring(L, g->task.name);
+      if (lua_getiuservalue(L, 1, 2) == LUA_TNIL) {
+        char name[64];
+        lua_pushstring(L, gl_task_name(&g->task, name, sizeof name));
+      }
       return 1;
     }
     if (strcmp(k, "id") == 0) {
@@ -170,8 +174,8 @@ static int greenthread_newindex(lua_State *L) {
   if (lua_type(L, 3) != LUA_TSTRING)
     return luaL_typeerror(L, 3, "string");
   lua_settop(L, 3);
+  g->task.name = lua_tostring(L, 3);  /* kept alive by the user value */
   lua_setiuservalue(L, 1, 2);
-  snprintf(g->task.name, sizeof g->task.name, "%s", lua_tostring(L, 3));
   return 0;
 }
 

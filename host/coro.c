@@ -61,9 +61,11 @@ int gl_coro_init(gl_coro *co, gl_coro_fn fn) {
   co->shared = 0;
   co->made = 1;
   co->saved = NULL;
+#if GL_ASAN
   co->asan_fake = NULL;
   co->asan_bottom = s->base;
   co->asan_size = s->size;
+#endif
   gl_ctx_make(&co->ctx, s->base, s->size, entry, co);
   return 0;
 }
@@ -118,9 +120,11 @@ void gl_coro_bind(gl_coro *co, gl_coro_fn fn, gl_stack *s) {
   co->made = 0;
   co->saved = NULL;
   co->nsaved = 0;
+#if GL_ASAN
   co->asan_fake = NULL;
   co->asan_bottom = s->base;
   co->asan_size = s->size;
+#endif
 }
 
 gl_coro *gl_coro_occupant(const gl_coro *co) {

@@ -105,7 +105,10 @@ void gl_green_forget(lua_State *L, gl_intr *cause) {
 
 /* {====== Running a greenthread ====== */
 
-static const char *name_of(gl_green *g) { return g->task.name; }
+static const char *name_of(gl_green *g) {
+  static char buf[64];
+  return gl_task_name(&g->task, buf, sizeof buf);
+}
 
 /* Message handler of a greenthread's body: keeps the error value intact
  * (g:get() re-raises the very value) and saves the traceback, printed if
@@ -267,8 +270,6 @@ gl_green *gl_green_spawn(lua_State *L, int nargs, uint64_t delay_ns) {
   g->kill.kind = GL_INTR_KILL;
   g->kill.ref = LUA_NOREF;
   g->delay_ns = delay_ns;
-  snprintf(g->task.name, sizeof g->task.name, "greenthread-%llu",
-           (unsigned long long)g->task.id);
   lua_pushvalue(L, -1);
   g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   gl_hub_spawn(&g->task);
@@ -345,7 +346,7 @@ void gl_runtime_open(lua_State *L) {
   gl_waitq_init(&g->joiners);
   g->kill.kind = GL_INTR_KILL;
   g->kill.ref = LUA_NOREF;
-  strcpy(g->task.name, "main");
+  g->task.name = "main";
   g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   maing = g;
   gl_hub_init(uv_default_loop(), &g->task);

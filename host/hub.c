@@ -233,13 +233,20 @@ void gl_task_init(gl_task *t, void (*run)(gl_task *t)) {
   t->id = ++H.next_id;
 }
 
+const char *gl_task_name(const gl_task *t, char *buf, size_t n) {
+  if (t->name != NULL) snprintf(buf, n, "%s", t->name);
+  else snprintf(buf, n, "greenthread-%llu", (unsigned long long)t->id);
+  return buf;
+}
+
 static void overflow_hook(gl_coro *co) {
   gl_task *t = gl_container_of(co, gl_task, coro);
-  static char msg[160];
+  static char msg[160], name[64];
   int n = snprintf(msg, sizeof msg,
                    "greenlua: fatal: stack overflow in greenthread '%s' "
                    "(id %llu); raise --stack-size\n",
-                   t->name, (unsigned long long)t->id);
+                   gl_task_name(t, name, sizeof name),
+                   (unsigned long long)t->id);
   if (n > 0) fwrite(msg, 1, (size_t)n, stderr);
   abort();
 }

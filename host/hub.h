@@ -60,7 +60,7 @@ struct gl_task {
   uint64_t id;
   int state;
   int started;
-  char name[48];          /* for messages written without Lua */
+  const char *name;       /* NULL: "greenthread-<id>" (gl_task_name) */
   gl_waiter box;          /* where its waiter moves while displaced */
   gl_waiter *home;        /* where the waiter was, to move it back */
 };
@@ -74,6 +74,9 @@ gl_task *gl_hub_current(void);
 
 /* Prepares a task that will run `run(t)` on a stack of its own. */
 void gl_task_init(gl_task *t, void (*run)(gl_task *t));
+
+/* Writes t's name into buf (n bytes) and returns buf. */
+const char *gl_task_name(const gl_task *t, char *buf, size_t n);
 
 /* Schedules a new task at the end of the run queue. */
 void gl_hub_spawn(gl_task *t);

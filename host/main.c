@@ -99,8 +99,7 @@ static void releaseint(void) {
 
 static void print_usage(const char *badoption) {
   fprintf(stderr, "%s: ", progname);
-  if (strncmp(badoption, STACKSIZE_OPT, strlen(STACKSIZE_OPT)) == 0 &&
-      badoption[strlen(STACKSIZE_OPT)] == '\0')
+  if (strcmp(badoption, STACKSIZE_OPT) == 0)
     fprintf(stderr, "'%s' needs '=SIZE'\n", badoption);
   else if (badoption[1] == 'e' || badoption[1] == 'l')
     fprintf(stderr, "'%s' needs argument\n", badoption);
@@ -408,24 +407,17 @@ static int handle_luainit(lua_State *L) {
  * Must run before gl_runtime_open.  Returns 0 after reporting an unusable
  * size, else 1. */
 static int setstacksize(int args) {
-  const char *env = NULL;
-  if (!(args & has_E) && stacksize == NULL) env = getenv(STACKSIZE_ENV);
-  char msg[200];
-  if (env != NULL && gl_runtime_stacksize(env) != 0) {
-    snprintf(msg, sizeof msg, "bad %s '%.60s' (use e.g. 256k, 1m or 65536)",
-             STACKSIZE_ENV, env);
-    l_message(progname, msg);
-    return 0;
+  const char *what = STACKSIZE_OPT, *text = stacksize;
+  if (text == NULL && !(args & has_E)) {
+    what = STACKSIZE_ENV;
+    text = getenv(STACKSIZE_ENV);
   }
-  if (stacksize != NULL && gl_runtime_stacksize(stacksize) != 0) {
-    snprintf(msg, sizeof msg, "bad %s '%.60s' (use e.g. 256k, 1m or 65536)",
-             STACKSIZE_OPT, stacksize);
-    l_message(progname, msg);
-    fprintf(stderr, "usage: %s [options] [script [args]] (see --help)\n",
-            progname);
-    return 0;
-  }
-  return 1;
+  if (text == NULL || gl_runtime_stacksize(text) == 0) return 1;
+  fprintf(stderr, "%s: bad %s '%s' (use e.g. 256k, 1m or 65536)\n"
+          "usage: %s [options] [script [args]] (see --help)\n",
+          progname, what, text, progname);
+  fflush(stderr);
+  return 0;
 }
 /* }====== */
 

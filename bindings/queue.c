@@ -1,0 +1,773 @@
+/* The queue family: green.Queue (FIFO), LifoQueue, PriorityQueue,
+ * JoinableQueue (a FIFO with task_done and join) and Channel (no buffer:
+ * a put waits for a get).  One C object with a kind; items live in the
+ * userdata's uservalue tables, never on a parked greenthread's stack.
+ *
+ * How no item is lost or delivered twice when waiters time out or are
+ * killed: a waiter is only ever woken with GL_OK together with a promise
+ * the waker has already recorded in the queue, and a waiter woken with
+ * GL_OK always redeems it (the hub returns the waker's status even if a
+ * kill arrives afterwards).
+ *   - A put that finds getters waiting stores the item and marks it
+ *     reserved for the first getter (`reserved`), then wakes it.  Reserved
+ *     items are not available to anyone else; the woken getter takes one.
+ *   - A get that frees a place in a bounded queue reserves that place for
+ *     the first blocked putter (`roomres`) and wakes it; the woken putter
+ *     inserts its own item, so a putter that timed out or was killed never
+ *     left anything behind.
+ *   - A Channel's blocked putter leaves its item in a slot table keyed by
+ *     w.n; a getter takes it from there and wakes the putter with GL_OK.
+ *     A putter that leaves otherwise clears its slot itself.
+ * A waiter that times out or is killed had no promise, since a wake-up
+ * happens once; it just leaves the wait queue (gl_waitq_wait does that).
+ *
+ * A PriorityQueue calls Lua (`less`, or __lt) and that code may block or
+ * fail.  So every heap change is planned first, by comparisons that only
+ * read the heap, under lua_pcall; then applied with no Lua call at all.
+ * If the heap changed while a comparison blocked (`version`), the plan is
+ * made again; if a comparison fails, nothing changed, a promise held by
+ * the caller is passed on, and the error goes on to the caller. */
+#include <string.h>
+
+#include "lauxgl.h"
+
+enum { K_FIFO, K_LIFO, K_PRIO, K_CHANNEL };
+
+/* Uservalues of a queue's userdata. */
+enum { UV_ITEMS = 1, UV_SLOTS, UV_LESS, UV_N = UV_LESS };
+
+typedef struct gl_queue {
+  gl_waitq getters;        /* get(): wait for an item */
+  gl_waitq putters;        /* put(): wait for a place (or, Channel, a get) */
+  gl_waitq peekers;        /* peek(): wait for an item, take nothing */
+  gl_waitq joiners;        /* JoinableQueue's join() */
+  lua_Integer count;       /* items stored in UV_ITEMS */
+  lua_Integer reserved;    /* of those, promised to woken getters */
+  lua_Integer roomres;     /* places promised to woken putters */
+  lua_Integer maxsize;     /* 0: unbounded */
+  lua_Integer unfinished;  /* JoinableQueue: puts not yet task_done */
+  lua_Integer head, cap;   /* FIFO ring: first item at head + 1; cap is a
+                              power of two */
+  lua_Integer nextslot;    /* Channel: the next putter's slot */
+  unsigned version;        /* bumped at every change of the items */
+  unsigned char kind, joinable, closed, less;  /* less: a Lua `less` */
+} gl_queue;
+
+/* {====== Classes ====== */
+
+static const char *const typenames[] = {
+  "green.Queue", "green.LifoQueue", "green.PriorityQueue",
+  "green.JoinableQueue", "green.Channel"
+};
+#define NCLASSES (sizeof typenames / sizeof typenames[0])
+
+/* The metatables, to recognise a queue with a pointer comparison: they
+ * stay in the registry for the life of the state and Lua never moves an
+ * object.  checkqueue sits on every put and get, where luaL_checkudata's
+ * registry lookup would be a good part of the cost. */
+static const void *metas[NCLASSES];
+
+static gl_queue *checkqueue(lua_State *L, int i) {
+  void *p = lua_touserdata(L, i);
+  if (p != NULL && lua_getmetatable(L, i)) {
+    const void *mt = lua_topointer(L, -1);
+    size_t k;
+    lua_pop(L, 1);
+    for (k = 0; k < NCLASSES; k++)
+      if (mt == metas[k]) return p;
+  }
+  luaL_typeerror(L, i, "green.Queue");
+  return NULL;
+}
+
+static lua_Integer avail(const gl_queue *q) {
+  return q->count - q->reserved;
+}
+/* }====== */
+
+/* {====== Promises ====== */
+
+/* Gives available items to waiting getters, one each, and lets peekers
+ * look.  Call after anything that may have made items available. */
+static void offer(gl_queue *q) {
+  while (q->getters.head != NULL && avail(q) > 0) {
+    q->reserved++;
+    q->version++;
+    gl_waitq_wake_one(&q->getters, GL_OK);
+  }
+  if (q->peekers.head != NULL && avail(q) > 0)
+    gl_waitq_wake_all(&q->peekers, GL_OK);
+}
+
+/* Gives free places of a bounded queue to blocked putters, one each. */
+static void makeroom(gl_queue *q) {
+  if (q->maxsize == 0 || q->kind == K_CHANNEL) return;
+  while (q->putters.head != NULL && avail(q) + q->roomres < q->maxsize) {
+    q->roomres++;
+    gl_waitq_wake_one(&q->putters, GL_OK);
+  }
+}
+
+/* Whether a put that holds no promise may store its item now: a getter
+ * waits for it, or there is a free place nobody was promised. */
+static int canput(const gl_queue *q) {
+  if (q->getters.head != NULL) return 1;
+  if (q->kind == K_CHANNEL) return 0;
+  return q->maxsize == 0 || avail(q) + q->roomres < q->maxsize;
+}
+/* }====== */
+
+/* {====== Storage: ring, stack and heap in the UV_ITEMS table ====== */
+
+/* Doubles the FIFO ring at stack index t, unrolling it to start at 1. */
+static void ringgrow(lua_State *L, gl_queue *q, int t) {
+  lua_Integer i, cap = q->cap * 2;
+  lua_createtable(L, (int)cap, 0);
+  for (i = 0; i < q->count; i++) {
+    lua_rawgeti(L, t, ((q->head + i) & (q->cap - 1)) + 1);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, UV_ITEMS);
+  lua_replace(L, t);
+  q->head = 0;
+  q->cap = cap;
+}
+
+/* Stores the value at v in the items table at t (FIFO or LIFO). */
+static void store(lua_State *L, gl_queue *q, int t, int v) {
+  lua_pushvalue(L, v);
+  if (q->kind == K_LIFO) {
+    lua_rawseti(L, t, q->count + 1);
+  } else {
+    if (q->count == q->cap) {
+      ringgrow(L, q, t);
+    }
+    lua_rawseti(L, t, ((q->head + q->count) & (q->cap - 1)) + 1);
+  }
+}
+
+/* Pushes the next item of a FIFO or LIFO at t and removes it. */
+static void take(lua_State *L, gl_queue *q, int t) {
+  lua_Integer i = q->kind == K_LIFO ? q->count : q->head + 1;
+  lua_rawgeti(L, t, i);
+  lua_pushnil(L);
+  lua_rawseti(L, t, i);
+  if (q->kind != K_LIFO) q->head = (q->head + 1) & (q->cap - 1);
+}
+
+/* Pushes the item a get would take now, without taking it. */
+static void look(lua_State *L, gl_queue *q, int t) {
+  switch (q->kind) {
+    case K_LIFO: lua_rawgeti(L, t, q->count); break;
+    case K_PRIO: lua_rawgeti(L, t, 1); break;
+    default: lua_rawgeti(L, t, q->head + 1); break;
+  }
+}
+
+/* Raw comparison of numbers or strings: never fails, never calls Lua. */
+static int rawless(lua_State *L, int a, int b, int *res) {
+  int ta = lua_type(L, a), tb = lua_type(L, b);
+  if (ta != tb || (ta != LUA_TNUMBER && ta != LUA_TSTRING)) return 0;
+  *res = lua_compare(L, a, b, LUA_OPLT);
+  return 1;
+}
+
+static int protectedless(lua_State *L) {
+  lua_pushboolean(L, lua_compare(L, 1, 2, LUA_OPLT));
+  return 1;
+}
+
+/* Compares the two values on top of the stack (pops them): a < b with
+ * the queue's `less` (uservalue; at stack index `fn` when q->less), or
+ * the `<` operator.  Returns LUA_OK and sets *res, or an error status with
+ * the error value pushed.  The comparison may block: the caller checks
+ * q->version afterwards. */
+static int less(lua_State *L, gl_queue *q, int fn, int *res) {
+  int st;
+  if (!q->less && rawless(L, -2, -1, res)) {
+    lua_pop(L, 2);
+    return LUA_OK;
+  }
+  luaL_checkstack(L, 3, NULL);
+  if (q->less) lua_pushvalue(L, fn);
+  else lua_pushcfunction(L, protectedless);
+  lua_insert(L, -3);
+  st = lua_pcall(L, 2, 1, 0);
+  if (st == LUA_OK) {
+    *res = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  return st;
+}
+
+/* Plans the insertion of the value at v in the heap at t: the place
+ * *pos it would move up to.  Only reads the heap. */
+static int planup(lua_State *L, gl_queue *q, int t, int fn, int v,
+                  lua_Integer *pos) {
+  lua_Integer i = q->count + 1;
+  int st, lt;
+  while (i > 1) {
+    lua_pushvalue(L, v);
+    lua_rawgeti(L, t, i / 2);
+    if ((st = less(L, q, fn, &lt)) != LUA_OK) return st;
+    if (!lt) break;
+    i /= 2;
+  }
+  *pos = i;
+  return LUA_OK;
+}
+
+/* Applies planup's plan: shifts the parents of the new leaf down the path
+ * to *pos, stores the value at v there. */
+static void commitup(lua_State *L, gl_queue *q, int t, int v,
+                     lua_Integer pos) {
+  lua_Integer i = q->count + 1;
+  for (; i > pos; i /= 2) {
+    lua_rawgeti(L, t, i / 2);
+    lua_rawseti(L, t, i);
+  }
+  lua_pushvalue(L, v);
+  lua_rawseti(L, t, pos);
+}
+
+/* Plans taking the root of the heap at t: the place *hole the last item
+ * moves down to.  Only reads the heap. */
+static int plandown(lua_State *L, gl_queue *q, int t, int fn,
+                    lua_Integer *hole) {
+  lua_Integer n = q->count - 1, i = 1, c;
+  int st, lt, last;
+  lua_rawgeti(L, t, q->count);
+  last = lua_gettop(L);
+  for (;;) {
+    c = 2 * i;
+    if (c > n) break;
+    if (c + 1 <= n) {
+      lua_rawgeti(L, t, c + 1);
+      lua_rawgeti(L, t, c);
+      if ((st = less(L, q, fn, &lt)) != LUA_OK) return st;
+      if (lt) c++;
+    }
+    lua_rawgeti(L, t, c);
+    lua_pushvalue(L, last);
+    if ((st = less(L, q, fn, &lt)) != LUA_OK) return st;
+    if (!lt) break;
+    i = c;
+  }
+  lua_pop(L, 1);
+  *hole = i;
+  return LUA_OK;
+}
+
+/* Applies plandown's plan: pushes the root and removes it, moving the
+ * items on the path from the root to *hole up one level, and the last
+ * item into *hole.  The path is the chain of hole's ancestors. */
+static void commitdown(lua_State *L, gl_queue *q, int t, lua_Integer hole) {
+  lua_Integer path[64], depth = 0, i;
+  lua_rawgeti(L, t, 1);                      /* the result */
+  for (i = hole; i > 1; i /= 2) path[depth++] = i;
+  i = 1;
+  while (depth > 0) {                        /* from the root down */
+    lua_Integer c = path[--depth];
+    lua_rawgeti(L, t, c);
+    lua_rawseti(L, t, i);
+    i = c;
+  }
+  if (hole != q->count) {
+    lua_rawgeti(L, t, q->count);
+    lua_rawseti(L, t, hole);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, t, q->count);
+}
+/* }====== */
+
+/* {====== Put and get ====== */
+
+static void pushitems(lua_State *L, gl_queue *q, int *t, int *fn) {
+  lua_getiuservalue(L, 1, UV_ITEMS);
+  *t = lua_gettop(L);
+  *fn = 0;
+  if (q->less) {
+    lua_getiuservalue(L, 1, UV_LESS);
+    *fn = lua_gettop(L);
+  }
+}
+
+/* A putter woken with a place that cannot use it passes it on. */
+static void droproom(gl_queue *q) {
+  q->roomres--;
+  makeroom(q);
+}
+
+/* A getter woken with an item that cannot take it passes it on. */
+static void dropitem(gl_queue *q) {
+  q->reserved--;
+  q->version++;
+  offer(q);
+}
+
+/* Stores the item at index 2 if the queue has room for it; `promised`:
+ * the caller was woken with a place (it always has room).  Returns 1 if
+ * stored, 0 if not.  Raises for a closed queue and for a failed
+ * comparison; a promise is passed on first. */
+static int putnow(lua_State *L, gl_queue *q, int promised) {
+  int t, fn, top = lua_gettop(L);
+  for (;;) {
+    if (GL_UNLIKELY(q->closed)) {
+      if (promised) droproom(q);
+      return luaL_error(L, "put into a closed queue");
+    }
+    if (!promised && !canput(q)) return 0;
+    pushitems(L, q, &t, &fn);
+    if (q->kind == K_PRIO) {
+      unsigned version = q->version;
+      lua_Integer pos;
+      if (GL_UNLIKELY(planup(L, q, t, fn, 2, &pos) != LUA_OK)) {
+        if (promised) droproom(q);
+        return lua_error(L);
+      }
+      if (q->version != version) {  /* changed while less() blocked */
+        lua_settop(L, top);
+        continue;
+      }
+      commitup(L, q, t, 2, pos);
+    } else {
+      store(L, q, t, 2);
+    }
+    lua_settop(L, top);
+    if (promised) q->roomres--;
+    q->count++;
+    q->version++;
+    if (q->joinable) q->unfinished++;
+    offer(q);
+    return 1;
+  }
+}
+
+/* Pushes an item and returns 1 if one can be taken now, else returns 0;
+ * `promised`: the caller was woken with an item reserved for it.  Raises
+ * for a failed comparison (a promise is passed on first). */
+static int getnow(lua_State *L, gl_queue *q, int promised) {
+  int t, fn, top = lua_gettop(L);
+  for (;;) {
+    if (!promised && avail(q) == 0) {
+      gl_waiter *w = q->putters.head;
+      if (q->kind != K_CHANNEL || w == NULL) return 0;
+      /* A Channel's blocked putter: take its item from its slot. */
+      lua_getiuservalue(L, 1, UV_SLOTS);
+      lua_rawgeti(L, -1, w->n);
+      lua_pushnil(L);
+      lua_rawseti(L, -3, w->n);
+      lua_remove(L, -2);
+      gl_hub_wake(w, GL_OK);
+      return 1;
+    }
+    pushitems(L, q, &t, &fn);
+    if (q->kind == K_PRIO) {
+      unsigned version = q->version;
+      lua_Integer hole;
+      if (GL_UNLIKELY(plandown(L, q, t, fn, &hole) != LUA_OK)) {
+        if (promised) dropitem(q);
+        return lua_error(L);
+      }
+      if (q->version != version) {  /* changed while less() blocked */
+        lua_settop(L, top);
+        continue;
+      }
+      commitdown(L, q, t, hole);
+    } else {
+      take(L, q, t);
+    }
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    if (promised) q->reserved--;
+    q->count--;
+    q->version++;
+    makeroom(q);
+    return 1;
+  }
+}
+
+/* A Channel's put when no getter waits: parks with the item in a slot
+ * until a getter takes it.  Returns as doput. */
+static int channelput(lua_State *L, gl_queue *q, uint64_t timeout) {
+  gl_waiter w;
+  int rc;
+  memset(&w, 0, sizeof w);
+  w.n = (intptr_t)++q->nextslot;
+  lua_getiuservalue(L, 1, UV_SLOTS);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, w.n);
+  if (q->peekers.head != NULL) gl_waitq_wake_all(&q->peekers, GL_OK);
+  rc = gl_waitq_wait(&q->putters, &w, timeout);
+  if (rc != GL_OK) {  /* no getter took it: take it back */
+    lua_pushnil(L);
+    lua_rawseti(L, -2, w.n);
+  }
+  glL_raisepending(L, rc);
+  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+  if (rc == GL_ECLOSED) return luaL_error(L, "put into a closed queue");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Puts the item at index 2, waiting up to `timeout` for room (a zero
+ * timeout does not park).  Returns true, or nil and `fullmsg` / "timeout".
+ * A putter blocked when the queue is closed raises, as a later put. */
+static int doput(lua_State *L, gl_queue *q, uint64_t timeout,
+                 const char *fullmsg) {
+  gl_waiter w;
+  int rc;
+  if (GL_UNLIKELY(lua_isnoneornil(L, 2)))
+    return luaL_argerror(L, 2, "value expected");
+  if (!putnow(L, q, 0)) {
+    if (timeout == 0) return glL_fail(L, fullmsg);
+    if (q->kind == K_CHANNEL) return channelput(L, q, timeout);
+    memset(&w, 0, sizeof w);
+    rc = gl_waitq_wait(&q->putters, &w, timeout);
+    glL_raisepending(L, rc);
+    if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+    if (rc == GL_ECLOSED) return luaL_error(L, "put into a closed queue");
+    putnow(L, q, 1);  /* woken with a place: cannot fail to find room */
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Gets an item, waiting up to `timeout` (a zero timeout does not park).
+ * Returns the item, or nil and "closed" (closed and drained), `emptymsg`
+ * or "timeout". */
+static int doget(lua_State *L, gl_queue *q, uint64_t timeout,
+                 const char *emptymsg) {
+  gl_waiter w;
+  int rc;
+  for (;;) {
+    if (getnow(L, q, 0)) return 1;
+    if (q->closed) return glL_fail(L, "closed");
+    if (timeout == 0) return glL_fail(L, emptymsg);
+    memset(&w, 0, sizeof w);
+    rc = gl_waitq_wait(&q->getters, &w, timeout);
+    glL_raisepending(L, rc);
+    if (rc == GL_OK) {  /* an item was reserved for us: take it */
+      getnow(L, q, 1);
+      return 1;
+    }
+    if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+    /* GL_ECLOSED: drain what is left, or report "closed" */
+  }
+}
+
+/* q:put(item, [timeout]) -> true | nil, "timeout" */
+static int queue_put(lua_State *L) {
+  gl_queue *q = checkqueue(L, 1);
+  return doput(L, q, glL_opttimeout(L, 3), "timeout");
+}
+
+/* q:put_nowait(item) -> true | nil, "full" */
+static int queue_put_nowait(lua_State *L) {
+  gl_queue *q = checkqueue(L, 1);
+  return doput(L, q, 0, "full");
+}
+
+/* q:get([timeout]) -> item | nil, "timeout" | nil, "closed" */
+static int queue_get(lua_State *L) {
+  gl_queue *q = checkqueue(L, 1);
+  return doget(L, q, glL_opttimeout(L, 2), "timeout");
+}
+
+/* q:get_nowait() -> item | nil, "empty" | nil, "closed" */
+static int queue_get_nowait(lua_State *L) {
+  gl_queue *q = checkqueue(L, 1);
+  return doget(L, q, 0, "empty");
+}
+
+/* q:peek([timeout]) -> the item a get would take now, left in place |
+ * nil, "timeout" | nil, "closed".  Waits like get. */
+static int queue_peek(lua_State *L) {
+  gl_queue *q = checkqueue(L, 1);
+  uint64_t timeout = glL_opttimeout(L, 2), now, deadline = UINT64_MAX;
+  gl_waiter w;
+  int rc;
+  if (timeout != UINT64_MAX) deadline = gl_hub_now_ns() + timeout;
+  for (;;) {
+    if (avail(q) > 0) {
+      lua_getiuservalue(L, 1, UV_ITEMS);
+      look(L, q, lua_gettop(L));
+      return 1;
+    }
+    if (q->kind == K_CHANNEL && q->putters.head != NULL) {
+      lua_getiuservalue(L, 1, UV_SLOTS);
+      lua_rawgeti(L, -1, q->putters.head->n);
+      return 1;
+    }
+    if (q->closed) return glL_fail(L, "closed");
+    now = gl_hub_now_ns();
+    if (deadline != UINT64_MAX)
+      timeout = deadline > now ? deadline - now : 0;
+    if (timeout == 0) return glL_fail(L, "timeout");
+    memset(&w, 0, sizeof w);
+    rc = gl_waitq_wait(&q->peekers, &w, timeout);
+    glL_raisepending(L, rc);
+    if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+  }
+}
+
+/* q:close(): later puts raise; blocked putters raise too; gets drain what
+ * is left, then return nil, "closed" (blocked getters included). */
+static int queue_close(lua_State *L) {
+  gl_queue *q = checkqueue(L, 1);
+  if (q->closed) return 0;
+  q->closed = 1;
+  q->version++;
+  gl_waitq_wake_all(&q->getters, GL_ECLOSED);
+  gl_waitq_wake_all(&q->putters, GL_ECLOSED);
+  gl_waitq_wake_all(&q->peekers, GL_ECLOSED);
+  return 0;
+}
+
+/* The iterator of q:iter(): the next item, or nil once closed and
+ * drained. */
+static int queue_next(lua_State *L) {
+  gl_queue *q = checkqueue(L, 1);
+  int n = doget(L, q, UINT64_MAX, "timeout");
+  return n == 1 ? 1 : 0;  /* nil, "closed": the end */
+}
+
+/* q:iter() -> iterator, q: `for item in q:iter() do ... end` */
+static int queue_iter(lua_State *L) {
+  checkqueue(L, 1);
+  lua_pushcfunction(L, queue_next);
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
+/* q:qsize() and #q -> items a get could take now (not those promised to
+ * woken getters).  A Channel holds none. */
+static int queue_qsize(lua_State *L) {
+  lua_pushinteger(L, avail(checkqueue(L, 1)));
+  return 1;
+}
+
+/* q:empty() -> true if get_nowait would fail now */
+static int queue_empty(lua_State *L) {
+  gl_queue *q = checkqueue(L, 1);
+  lua_pushboolean(L, avail(q) == 0 &&
+                     (q->kind != K_CHANNEL || q->putters.head == NULL));
+  return 1;
+}
+
+/* q:full() -> true if put_nowait would fail now (a Channel: no getter
+ * waits) */
+static int queue_full(lua_State *L) {
+  lua_pushboolean(L, !canput(checkqueue(L, 1)));
+  return 1;
+}
+
+/* q:closed() -> boolean */
+static int queue_closed(lua_State *L) {
+  lua_pushboolean(L, checkqueue(L, 1)->closed);
+  return 1;
+}
+
+/* q:maxsize() -> the bound, or nil when unbounded (a Channel: 0) */
+static int queue_maxsize(lua_State *L) {
+  gl_queue *q = checkqueue(L, 1);
+  if (q->kind == K_CHANNEL) lua_pushinteger(L, 0);
+  else if (q->maxsize == 0) lua_pushnil(L);
+  else lua_pushinteger(L, q->maxsize);
+  return 1;
+}
+
+static gl_queue *checkjoinable(lua_State *L) {
+  gl_queue *q = checkqueue(L, 1);
+  if (!q->joinable) luaL_typeerror(L, 1, "green.JoinableQueue");
+  return q;
+}
+
+/* q:task_done(): one item put earlier is processed.  Raises if called
+ * more times than items were put. */
+static int queue_task_done(lua_State *L) {
+  gl_queue *q = checkjoinable(L);
+  if (q->unfinished <= 0)
+    return luaL_error(L, "task_done() called too many times");
+  if (--q->unfinished == 0) gl_waitq_wake_all(&q->joiners, GL_OK);
+  return 0;
+}
+
+/* q:join([timeout]) -> true | nil, "timeout": waits until every item put
+ * was task_done. */
+static int queue_join(lua_State *L) {
+  gl_queue *q = checkjoinable(L);
+  uint64_t timeout = glL_opttimeout(L, 2);
+  gl_waiter w;
+  int rc;
+  if (q->unfinished > 0) {
+    if (timeout == 0) return glL_fail(L, "timeout");
+    memset(&w, 0, sizeof w);
+    rc = gl_waitq_wait(&q->joiners, &w, timeout);
+    glL_raisepending(L, rc);
+    if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* q:unfinished() -> puts not yet task_done */
+static int queue_unfinished(lua_State *L) {
+  lua_pushinteger(L, checkjoinable(L)->unfinished);
+  return 1;
+}
+
+static int queue_tostring(lua_State *L) {
+  gl_queue *q = checkqueue(L, 1);
+  lua_getmetatable(L, 1);
+  lua_getfield(L, -1, "__name");
+  lua_pushfstring(L, "%s (%I items%s): %p", lua_tostring(L, -1), avail(q),
+                  q->closed ? ", closed" : "", (void *)q);
+  return 1;
+}
+/* }====== */
+
+/* {====== Constructors ====== */
+
+/* Constructors run through glL_setconstructor's trampoline, where
+ * luaL_argerror cannot find the function's name: name it here. */
+static int ctorerror(lua_State *L, int arg, const char *fname,
+                     const char *msg) {
+  return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
+}
+
+static lua_Integer checkmaxsize(lua_State *L, const char *fname) {
+  int isint;
+  lua_Integer n;
+  if (lua_isnoneornil(L, 1)) return 0;
+  n = lua_tointegerx(L, 1, &isint);
+  if (!isint) {
+    lua_pushfstring(L, "integer expected, got %s",
+                    lua_type(L, 1) == LUA_TNUMBER ? "non-integer number"
+                                                  : luaL_typename(L, 1));
+    return ctorerror(L, 1, fname, lua_tostring(L, -1));
+  }
+  if (n < 0) return ctorerror(L, 1, fname, "maxsize must not be negative");
+  return n;
+}
+
+static gl_queue *newqueue(lua_State *L, int kind, int cls,
+                          lua_Integer maxsize) {
+  gl_queue *q = lua_newuserdatauv(L, sizeof *q, UV_N);
+  lua_Integer cap = 16;
+  memset(q, 0, sizeof *q);
+  gl_waitq_init(&q->getters);
+  gl_waitq_init(&q->putters);
+  gl_waitq_init(&q->peekers);
+  gl_waitq_init(&q->joiners);
+  q->kind = (unsigned char)kind;
+  q->maxsize = maxsize;
+  q->joinable = cls == 3;
+  if (kind == K_CHANNEL) cap = 4;
+  else if (maxsize > 0)  /* room for maxsize, up to 1024 at first */
+    while (cap < maxsize && cap < 1024) cap *= 2;
+  q->cap = cap;
+  luaL_setmetatable(L, typenames[cls]);
+  lua_createtable(L, kind == K_FIFO || kind == K_CHANNEL ? (int)cap : 0, 0);
+  lua_setiuservalue(L, -2, UV_ITEMS);
+  if (kind == K_CHANNEL) {
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, UV_SLOTS);
+  }
+  return q;
+}
+
+/* green.Queue([maxsize]) -> q; nil or 0: unbounded */
+static int queue_new(lua_State *L) {
+  newqueue(L, K_FIFO, 0, checkmaxsize(L, "Queue"));
+  return 1;
+}
+
+/* green.LifoQueue([maxsize]) -> q */
+static int lifoqueue_new(lua_State *L) {
+  newqueue(L, K_LIFO, 1, checkmaxsize(L, "LifoQueue"));
+  return 1;
+}
+
+/* green.PriorityQueue([maxsize], [less]) -> q: smallest first, by
+ * less(a, b) or `<`. */
+static int priorityqueue_new(lua_State *L) {
+  lua_Integer maxsize = checkmaxsize(L, "PriorityQueue");
+  gl_queue *q;
+  if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TFUNCTION) {
+    lua_pushfstring(L, "function expected, got %s", luaL_typename(L, 2));
+    return ctorerror(L, 2, "PriorityQueue", lua_tostring(L, -1));
+  }
+  q = newqueue(L, K_PRIO, 2, maxsize);
+  if (lua_type(L, 2) == LUA_TFUNCTION) {
+    q->less = 1;
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, -2, UV_LESS);
+  }
+  return 1;
+}
+
+/* green.JoinableQueue([maxsize]) -> q */
+static int joinablequeue_new(lua_State *L) {
+  newqueue(L, K_FIFO, 3, checkmaxsize(L, "JoinableQueue"));
+  return 1;
+}
+
+/* green.Channel() -> q */
+static int channel_new(lua_State *L) {
+  newqueue(L, K_CHANNEL, 4, 0);
+  return 1;
+}
+/* }====== */
+
+static const luaL_Reg queue_methods[] = {
+  {"put", queue_put},
+  {"get", queue_get},
+  {"put_nowait", queue_put_nowait},
+  {"get_nowait", queue_get_nowait},
+  {"peek", queue_peek},
+  {"qsize", queue_qsize},
+  {"empty", queue_empty},
+  {"full", queue_full},
+  {"close", queue_close},
+  {"closed", queue_closed},
+  {"iter", queue_iter},
+  {"maxsize", queue_maxsize},
+  {NULL, NULL}
+};
+
+static const luaL_Reg joinable_methods[] = {
+  {"task_done", queue_task_done},
+  {"join", queue_join},
+  {"unfinished", queue_unfinished},
+  {NULL, NULL}
+};
+
+static const luaL_Reg queue_meta[] = {
+  {"__len", queue_qsize},
+  {"__tostring", queue_tostring},
+  {NULL, NULL}
+};
+
+int luaopen_green_queue(lua_State *L);
+int luaopen_green_queue(lua_State *L) {
+  static const lua_CFunction ctors[NCLASSES] = {
+    queue_new, lifoqueue_new, priorityqueue_new, joinablequeue_new,
+    channel_new
+  };
+  size_t k;
+  for (k = 0; k < NCLASSES; k++) {
+    luaL_newmetatable(L, typenames[k]);
+    luaL_setfuncs(L, queue_meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, queue_methods, 0);
+    if (k == 3) luaL_setfuncs(L, joinable_methods, 0);
+    lua_setfield(L, -2, "__index");
+    metas[k] = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    glL_setconstructor(L, typenames[k] + strlen("green."), ctors[k], NULL);
+  }
+  return 0;
+}
