@@ -6,6 +6,7 @@
  * stacks and where a deadlock is noticed. */
 #include "hub.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -254,7 +255,9 @@ static void overflow_hook(gl_coro *co) {
 static void hub_main(gl_coro *co);
 
 void gl_hub_init(uv_loop_t *loop, gl_task *main) {
+  uint64_t ids = H.next_id;  /* tasks may have been made before the hub */
   memset(&H, 0, sizeof H);
+  H.next_id = ids;
   H.loop = loop;
   H.main = main;
   H.private_max = private_max;
@@ -501,13 +504,16 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
 static void free_on_close(uv_handle_t *h) { free(h->data); }
 
+/* uv_poll_init makes the fd non-blocking; the fd is the caller's (often
+ * stdin, shared with the shell), so its flags are put back. */
 int gl_hub_wait_fd(int fd, int events, uint64_t timeout_ns) {
   gl_waiter w;
-  int rc;
+  int rc, flags = fcntl(fd, F_GETFL);
   fdpoll *p = malloc(sizeof *p);
   if (p == NULL) return -1;
   if (uv_poll_init(H.loop, &p->h, fd) != 0) {
     free(p);
+    if (flags != -1) fcntl(fd, F_SETFL, flags);
     return -1;
   }
   memset(&w, 0, sizeof w);
@@ -517,6 +523,7 @@ int gl_hub_wait_fd(int fd, int events, uint64_t timeout_ns) {
   rc = gl_hub_park(&w, timeout_ns);
   p->w = NULL;
   uv_close((uv_handle_t *)&p->h, free_on_close);
+  if (flags != -1) fcntl(fd, F_SETFL, flags);
   return rc;
 }
 
