@@ -29,13 +29,11 @@ void glL_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
   }
 }
 
-/* __call of a constructor table: drops the table, calls the C ctor. */
+/* __call of a constructor table: drops the table and runs the C ctor in
+ * this very call, so that argument errors name the constructor. */
 static int callctor(lua_State *L) {
   lua_remove(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-  return lua_gettop(L);
+  return lua_tocfunction(L, lua_upvalueindex(1))(L);
 }
 
 void glL_setconstructor(lua_State *L, const char *name, lua_CFunction ctor,

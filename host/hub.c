@@ -38,6 +38,7 @@ static struct {
   size_t nheap, capheap;
   uint64_t timer_seq;
   uv_timer_t uvtimer;
+  uv_timer_t trimtimer;   /* gives idle pooled stacks' pages back */
   uint64_t armed;         /* the deadline uvtimer is armed for, or 0 */
   size_t private_max;     /* private stacks before sharing starts */
   size_t nprivate;        /* private stacks in use by tasks */
@@ -254,6 +255,11 @@ static void overflow_hook(gl_coro *co) {
 
 static void hub_main(gl_coro *co);
 
+static void on_trim(uv_timer_t *h) {
+  GL_UNUSED(h);
+  gl_stack_trim();
+}
+
 void gl_hub_init(uv_loop_t *loop, gl_task *main) {
   uint64_t ids = H.next_id;  /* tasks may have been made before the hub */
   memset(&H, 0, sizeof H);
@@ -263,6 +269,9 @@ void gl_hub_init(uv_loop_t *loop, gl_task *main) {
   H.private_max = private_max;
   H.can_share = gl_coro_can_share();
   uv_timer_init(loop, &H.uvtimer);
+  uv_timer_init(loop, &H.trimtimer);
+  uv_timer_start(&H.trimtimer, on_trim, 1000, 1000);
+  uv_unref((uv_handle_t *)&H.trimtimer);  /* never keeps the loop alive */
   gl_coro_init_main(&main->coro);
   main->state = GL_TASK_RUNNING;
   main->started = 1;

@@ -38,8 +38,9 @@ struct gl_waiter {
   gl_waitq *q;             /* the wait queue it is linked in, or NULL */
   gl_timer timer;          /* the park's timeout */
   int status;              /* set by the waker */
-  void *data;              /* a payload for waker and waiter to agree on */
-  intptr_t n;
+  void *data;              /* a payload for waker and waiter to agree on: */
+  intptr_t n, n2;          /* never a pointer into the parked stack, which
+                              may be displaced (see coro.h) */
 };
 
 enum {

@@ -13,9 +13,10 @@
  *     lasts (a share of vm.max_map_count), and stacks past it have none:
  *     the switch-time check in coro.c is what catches an overflow there.
  *
- * Finished greenthreads give their stack back to a LIFO pool; the most
- * recently used GL_STACK_HOT stacks keep their pages, older ones have them
- * returned to the system with MADV_DONTNEED (the range stays reserved). */
+ * Finished greenthreads give their stack back to a LIFO pool with its
+ * pages; gl_stack_trim, about once a second, returns the pages of stacks
+ * that stayed pooled beyond the GL_STACK_HOT most recent for a whole
+ * period (MADV_DONTNEED; the range stays reserved). */
 #include "stack.h"
 
 #include <errno.h>
@@ -79,7 +80,10 @@ size_t gl_stack_getsize(void) {
   return usable;
 }
 
-/* Spends at most a third of the map areas on mprotect'd guards. */
+/* Spends at most a third of the map areas on mprotect'd guards.  A guard
+ * page inside a region splits its mapping: it adds two map areas (itself
+ * and the usable range after it), so a third of the areas buys a sixth as
+ * many guards (spec/c/test_stack.c counts them). */
 static long guard_budget(void) {
   long max = 65530;
   FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
@@ -87,7 +91,7 @@ static long guard_budget(void) {
     if (fscanf(f, "%ld", &max) != 1) max = 65530;
     fclose(f);
   }
-  return max / 3;
+  return max / 6;
 }
 
 static void guard(gl_stack *s) {
@@ -137,6 +141,7 @@ gl_stack *gl_stack_alloc(void) {
     s = hot;
     hot = s->next;
     stats.hot--;
+    s->age = 0;
   } else if (cold != NULL) {
     s = cold;
     cold = s->next;
@@ -176,16 +181,28 @@ void gl_stack_free(gl_stack *s) {
 #endif
   stats.in_use--;
   stats.pooled++;
-  if (stats.hot < GL_STACK_HOT) {
-    s->hot = 1;
-    s->next = hot;
-    hot = s;
-    stats.hot++;
-  } else {
+  stats.hot++;
+  s->hot = 1;
+  s->age = 0;
+  s->next = hot;
+  hot = s;
+}
+
+void gl_stack_trim(void) {
+  gl_stack **link = &hot, *s;
+  size_t kept = 0;
+  while ((s = *link) != NULL) {
+    if (kept < GL_STACK_HOT || s->age == 0) {
+      if (kept++ >= GL_STACK_HOT) s->age = 1;  /* next time, unless reused */
+      link = &s->next;
+      continue;
+    }
+    *link = s->next;  /* unused for a whole period: give its pages back */
     madvise(s->base, s->size, MADV_DONTNEED);
     s->hot = 0;
     s->next = cold;
     cold = s;
+    stats.hot--;
   }
 }
 

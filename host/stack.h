@@ -16,6 +16,7 @@ struct gl_stack {
                         holds (coro.c); NULL otherwise */
   unsigned char guard;  /* a gl_stack_guard value */
   unsigned char hot;    /* pooled with its pages still resident */
+  unsigned char age;    /* trims survived in the pool past the hot ones */
 };
 
 /* How the page below a stack is protected. */
@@ -37,9 +38,14 @@ size_t gl_stack_getsize(void);
  * address space is exhausted. */
 gl_stack *gl_stack_alloc(void);
 
-/* Gives a stack back to the pool.  Past the hot limit its pages are
- * returned to the system (the address range stays reserved for reuse). */
+/* Gives a stack back to the pool, pages and all. */
 void gl_stack_free(gl_stack *s);
+
+/* Returns to the system the pages of pooled stacks that stayed unused,
+ * beyond the GL_STACK_HOT most recently freed, since the previous trim;
+ * the address ranges stay reserved for reuse.  The hub calls it about
+ * once a second, so a pool that cycles keeps its pages. */
+void gl_stack_trim(void);
 
 /* Finds the stack whose guard page or usable range holds `addr`, or NULL:
  * used by the overflow handler to name the greenthread. */

@@ -45,10 +45,10 @@ local function isa(v, class)
 end
 
 -- Raises "calling 'fname' on bad self (green.Group expected, got ...)".
-local function checkself(self, class, fname)
+local function checkself(self, class, fname, level)
   if not isa(self, class) then
     error(("calling '%s' on bad self (%s expected, got %s)")
-      :format(fname, class.__name, typename(self)), 3)
+      :format(fname, class.__name, typename(self)), level or 3)
   end
 end
 
@@ -89,12 +89,12 @@ local function newgroup(class)
   return grp
 end
 
-function Group.new() return newgroup(Group) end
-
 -- The slot hooks Pool overrides: a Group never waits for room.
+-- luacheck: push no unused args
 function Group:_tryacquire() return true end
 function Group:_acquire() return true end
 function Group:_release() end
+-- luacheck: pop
 
 -- Takes g out of the member set and gives back its slot.
 function Group:_remove(g)
@@ -138,7 +138,8 @@ end
 
 -- Before waiting for members to end: lets the members that have not
 -- started run once (sleep(0)), so that those killed before starting are
--- found and removed; a wait for them would never end.
+-- found and removed; a wait for them would never end (pool_spec: "lets
+-- a waiting spawn go when a member not started yet is killed").
 function Group:_settle()
   self:_prune()
   if next(self._unstarted) ~= nil then
@@ -311,15 +312,19 @@ function Map:_deliver(g, i, ok, v)
   self.inflight = self.inflight - 1
   if self.closed then return end
   self.unread = self.unread + 1
+  local slot = i  -- ordered: the item's index
   if not self.ordered then
-    self.tail = self.tail + 1
-    i, self.idx[self.tail] = self.tail, i
+    slot = self.tail + 1
+    self.tail = slot
+    self.idx[slot] = i
   end
-  self.ok[i], self.res[i] = ok, v
+  self.ok[slot], self.res[slot] = ok, v
   if self.waiting then self.ev:set() end
 end
 
--- A worker was killed before it started: its result is GreenletExit.
+-- A worker was killed before it started: its result is GreenletExit
+-- (group_spec: "passes GreenletExit for calls killed before they
+-- started").
 function Map:_lost(g)
   local i = self.pending[g]
   if i then self:_deliver(g, i, true, GreenletExit) end
@@ -358,16 +363,16 @@ end
 
 -- Takes the next result: index, ok, value; nil if none is ready.
 function Map:_take()
-  local i = self.head
-  local ok = self.ok[i]
+  local slot = self.head
+  local ok = self.ok[slot]
   if ok == nil then return nil end
-  local v = self.res[i]
-  self.ok[i], self.res[i] = nil, nil
-  self.head = i + 1
+  local v, i = self.res[slot], slot
+  self.ok[slot], self.res[slot] = nil, nil
+  self.head = slot + 1
   self.unread = self.unread - 1
   if not self.ordered then
-    i = self.idx[i]
-    self.idx[self.head - 1] = nil
+    i = self.idx[slot]
+    self.idx[slot] = nil
   end
   return i, ok, v
 end
@@ -414,7 +419,7 @@ end
 Map.__close = Map.close
 
 local function checkmap(self, fname, fn, iterable, maxsize)
-  checkself(self, Group, fname)
+  checkself(self, Group, fname, 4)
   if not iscallable(fn) then
     error(("bad argument #1 to '%s' (function expected, got %s)")
       :format(fname, typename(fn)), 3)
@@ -427,7 +432,7 @@ local function checkmap(self, fname, fn, iterable, maxsize)
     if type(maxsize) ~= "number" then
       error(("bad argument #3 to '%s' (number expected, got %s)")
         :format(fname, typename(maxsize)), 3)
-    elseif not (maxsize >= 1) then
+    elseif maxsize < 1 or maxsize ~= maxsize then  -- NaN too
       error(("bad argument #3 to '%s' (maxsize must be at least 1)")
         :format(fname), 3)
     end
@@ -475,7 +480,7 @@ end
 
 -- The default bound on results in flight plus unread: none in a Group
 -- (it bounds nothing), the size in a Pool.
-function Group:_maxsize() return huge end
+function Group:_maxsize() return huge end  -- luacheck: ignore 212
 
 -- grp:imap(fn, iterable, [maxsize]) -> an iterator over fn(item)'s first
 -- results, in input order.
@@ -501,7 +506,6 @@ Group._lib = {
 
 green.Group = setmetatable({}, {
   __call = function() return newgroup(Group) end,
-  __index = {class = Group},
 })
 
 return Group
