@@ -114,6 +114,7 @@ void gl_coro_release(gl_coro *co) {
 /* {====== Shared stacks ====== */
 
 void gl_coro_bind(gl_coro *co, gl_coro_fn fn, gl_stack *s) {
+  memset(&co->ctx, 0, sizeof co->ctx);
   co->stack = s;
   co->fn = fn;
   co->shared = 1;

@@ -5,7 +5,7 @@
  * What is saved: only what the platform ABI makes callee-saved, plus the
  * floating-point control words (x86_64: rbx, rbp, r12-r15, rsp, the return
  * address, the x87 control word and MXCSR; aarch64: x19-x28, fp, lr, sp,
- * d8-d15).  The assembly versions push these onto the stack being left and
+ * d8-d15 and FPCR).  The assembly versions push these onto the stack being left and
  * keep only the stack pointer in the struct.
  *
  * A new context starts in `entry(arg, value)`, where `value` is the third

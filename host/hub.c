@@ -244,7 +244,9 @@ const char *gl_task_name(const gl_task *t, char *buf, size_t n) {
 static void overflow_hook(gl_coro *co) {
   gl_task *t = gl_container_of(co, gl_task, coro);
   static char msg[160], name[64];
-  int n = snprintf(msg, sizeof msg,
+  int n;
+  if (co == &H.co) gl_fatal("stack overflow in the hub");
+  n = snprintf(msg, sizeof msg,
                    "greenlua: fatal: stack overflow in greenthread '%s' "
                    "(id %llu); raise --stack-size\n",
                    gl_task_name(t, name, sizeof name),
@@ -452,6 +454,10 @@ void gl_hub_wake(gl_waiter *w, int status) {
   t->waiter = NULL;
   t->state = GL_TASK_READY;
   push(t);
+  /* Woken by a callback inside uv_run (the hub runs no task): make the
+   * loop poll without blocking and return, or a timer that ran before the
+   * poll would leave its task waiting for the next event. */
+  if (H.current == NULL) uv_stop(H.loop);
 }
 
 int gl_hub_yield(void) {
@@ -502,13 +508,13 @@ void gl_hub_clear_interrupt(gl_task *t, void *cause) {
 
 typedef struct fdpoll {
   uv_poll_t h;
-  gl_waiter *w;
+  gl_waitq q;   /* a queue, not a pointer: the waiter may be displaced */
 } fdpoll;
 
 static void on_poll(uv_poll_t *h, int status, int events) {
   fdpoll *p = h->data;
   GL_UNUSED(events);
-  if (p->w != NULL) gl_hub_wake(p->w, status < 0 ? GL_ECLOSED : GL_OK);
+  gl_waitq_wake_one(&p->q, status < 0 ? GL_ECLOSED : GL_OK);
 }
 
 static void free_on_close(uv_handle_t *h) { free(h->data); }
@@ -527,10 +533,9 @@ int gl_hub_wait_fd(int fd, int events, uint64_t timeout_ns) {
   }
   memset(&w, 0, sizeof w);
   p->h.data = p;
-  p->w = &w;
+  gl_waitq_init(&p->q);
   uv_poll_start(&p->h, events, on_poll);
-  rc = gl_hub_park(&w, timeout_ns);
-  p->w = NULL;
+  rc = gl_waitq_wait(&p->q, &w, timeout_ns);
   uv_close((uv_handle_t *)&p->h, free_on_close);
   if (flags != -1) fcntl(fd, F_SETFL, flags);
   return rc;

@@ -130,6 +130,24 @@ static region *newregion(void) {
   return r;
 }
 
+/* Carves a new slot, in a new region when the current one is full. */
+static gl_stack *carve(void) {
+  gl_stack *s;
+  if (current == NULL || current->carved == SLOTS_PER_REGION) {
+    region *r = newregion();
+    if (r == NULL) return NULL;
+    r->next = current;
+    current = r;
+  }
+  s = &current->slots[current->carved];
+  s->base = current->mem + current->carved * slotsize() + pagesize;
+  s->size = usable;
+  current->carved++;
+  stats.total++;
+  guard(s);
+  return s;
+}
+
 gl_stack *gl_stack_alloc(void) {
   gl_stack *s;
   init();
@@ -141,35 +159,24 @@ gl_stack *gl_stack_alloc(void) {
     s = hot;
     hot = s->next;
     stats.hot--;
-    s->age = 0;
+    stats.pooled--;
   } else if (cold != NULL) {
     s = cold;
     cold = s->next;
-  } else {
-    if (current == NULL || current->carved == SLOTS_PER_REGION) {
-      region *r = newregion();
-      if (r == NULL) return NULL;
-      r->next = current;
-      current = r;
-    }
-    s = &current->slots[current->carved];
-    s->base = current->mem + current->carved * slotsize() + pagesize;
-    s->size = usable;
-    current->carved++;
-    stats.total++;
-    guard(s);
-#if GL_ASAN
-    /* LeakSanitizer does not scan mmap'd memory, and parked stacks hold
-     * the only pointers to some objects; guard pages must stay out. */
-    __lsan_register_root_region(s->base, s->size);
-#endif
-    stats.in_use++;
-    return s;
+    stats.pooled--;
+  } else if ((s = carve()) == NULL) {
+    return NULL;
   }
-  stats.pooled--;
   stats.in_use++;
   s->next = NULL;
   s->hot = 0;
+  s->age = 0;
+#if GL_ASAN
+  /* LeakSanitizer does not scan mmap'd memory, and parked stacks hold the
+   * only pointers to some objects; only stacks in use are scanned, and
+   * never their guard pages. */
+  __lsan_register_root_region(s->base, s->size);
+#endif
   return s;
 }
 
@@ -178,6 +185,7 @@ void gl_stack_free(gl_stack *s) {
 #if GL_ASAN
   /* Frames of the finished greenthread leave poisoned shadow behind. */
   ASAN_UNPOISON_MEMORY_REGION(s->base, s->size);
+  __lsan_unregister_root_region(s->base, s->size);
 #endif
   stats.in_use--;
   stats.pooled++;

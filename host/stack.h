@@ -47,8 +47,8 @@ void gl_stack_free(gl_stack *s);
  * once a second, so a pool that cycles keeps its pages. */
 void gl_stack_trim(void);
 
-/* Finds the stack whose guard page or usable range holds `addr`, or NULL:
- * used by the overflow handler to name the greenthread. */
+/* Whether `addr` lies in the guard page below `s`: the overflow handler
+ * uses it to tell a stack overflow from another fault. */
 int gl_stack_in_guard(const gl_stack *s, const void *addr);
 
 /* Statistics for benchmarks and tests. */

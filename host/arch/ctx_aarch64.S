@@ -3,10 +3,13 @@
  *
  * Callee-saved: x19-x28, x29 (fp), x30 (lr), sp, and the low 64 bits of
  * v8-v15 (d8-d15).  Everything is stored on the stack being left; gl_ctx.sp
- * (offset 0) keeps where.  FPCR is not callee-saved by AAPCS64 in
- * practice (no compiler changes it across calls), so it is left alone.
+ * (offset 0) keeps where.  FPCR (rounding mode, flush-to-zero) is global
+ * state for AAPCS64, but each context keeps its own, as on x86_64 (MXCSR,
+ * x87 control word) and with ucontext (glibc saves FPCR): a greenthread
+ * that calls fesetround does not change the others' arithmetic.  Writing
+ * FPCR can stall, so it is written only when it differs.
  *
- * Saved frame, from the saved stack pointer upwards (160 bytes):
+ * Saved frame, from the saved stack pointer upwards (176 bytes):
  *
  *   offset  what
  *   0       x19, x20   a new context: entry, arg
@@ -19,6 +22,7 @@
  *   112     d10, d11
  *   128     d12, d13
  *   144     d14, d15
+ *   160     FPCR, then 8 bytes of padding
  *
  * A new context's x30 is trampoline, which calls entry(arg, value) and
  * traps if it returns.
@@ -30,7 +34,7 @@
         .type   gl_ctx_switch, %function
         .p2align 4
 gl_ctx_switch:
-        sub     sp, sp, #160
+        sub     sp, sp, #176
         stp     x19, x20, [sp, #0]
         stp     x21, x22, [sp, #16]
         stp     x23, x24, [sp, #32]
@@ -41,6 +45,8 @@ gl_ctx_switch:
         stp     d10, d11, [sp, #112]
         stp     d12, d13, [sp, #128]
         stp     d14, d15, [sp, #144]
+        mrs     x9, fpcr
+        str     x9, [sp, #160]
         mov     x9, sp
         str     x9, [x0]
         ldr     x9, [x1]
@@ -55,7 +61,12 @@ gl_ctx_switch:
         ldp     d10, d11, [sp, #112]
         ldp     d12, d13, [sp, #128]
         ldp     d14, d15, [sp, #144]
-        add     sp, sp, #160
+        ldr     x9, [sp, #160]
+        mrs     x10, fpcr
+        cmp     x9, x10
+        b.eq    1f
+        msr     fpcr, x9
+1:      add     sp, sp, #176
         mov     x0, x2
         ret
         .size   gl_ctx_switch, .-gl_ctx_switch
@@ -68,7 +79,7 @@ gl_ctx_switch:
 gl_ctx_make:
         add     x9, x1, x2
         and     x9, x9, #~15
-        sub     x9, x9, #160
+        sub     x9, x9, #176
         mov     x10, #0
         stp     x3,  x4,  [x9, #0]
         stp     x10, x10, [x9, #16]
@@ -81,6 +92,8 @@ gl_ctx_make:
         stp     x10, x10, [x9, #112]
         stp     x10, x10, [x9, #128]
         stp     x10, x10, [x9, #144]
+        mrs     x11, fpcr               /* inherit the creator's FP control */
+        stp     x11, x10, [x9, #160]
         str     x9, [x0]
         str     x10, [x0, #8]
         ret
