@@ -116,10 +116,15 @@ static int greenthread_tostring(lua_State *L) {
   return 1;
 }
 
-/* Fields first, then methods (the upvalue). */
+/* Methods (the upvalue) first: g:join() is the common case; then the
+ * fields. */
 static int greenthread_index(lua_State *L) {
   gl_green *g = checkgreen(L, 1);
-  const char *k = lua_tostring(L, 2);
+  const char *k;
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  k = lua_tostring(L, 2);
   if (k != NULL && lua_type(L, 2) == LUA_TSTRING) {
     if (strcmp(k, "value") == 0) {
       if (g->ended && !g->failed && !g->ismain && g->nres > 0) {
@@ -160,8 +165,7 @@ static int greenthread_index(lua_State *L) {
       return 1;
     }
   }
-  lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(1));
+  lua_pushnil(L);
   return 1;
 }
 
