@@ -36,8 +36,9 @@ static int green_spawn_later(lua_State *L) {
 
 /* green.sleep([seconds]): 0, nil or a negative number yields once. */
 static int green_sleep(lua_State *L) {
-  lua_Number s = luaL_optnumber(L, 1, 0);
-  int rc;
+  int isnum, rc;
+  lua_Number s = lua_tonumberx(L, 1, &isnum);  /* the common case, cheaply */
+  if (!isnum) s = luaL_optnumber(L, 1, 0);      /* nil, none, or an error */
   luaL_argcheck(L, s == s, 1, "not a number (NaN)");
   rc = s > 0 ? gl_hub_sleep(gl_hub_ns(s)) : gl_hub_yield();
   glL_raisepending(L, rc);
