@@ -19,7 +19,8 @@ void glL_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
                   const luaL_Reg *meta) {
   luaL_newmetatable(L, name);
   if (meta != NULL) luaL_setfuncs(L, meta, 0);
-  if (methods != NULL && lua_getfield(L, -1, "__index") == LUA_TNIL) {
+  if (methods == NULL) return;
+  if (lua_getfield(L, -1, "__index") == LUA_TNIL) {
     lua_pop(L, 1);
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);

@@ -37,6 +37,7 @@ enum { K_FIFO, K_LIFO, K_PRIO, K_CHANNEL };
 enum { UV_ITEMS = 1, UV_SLOTS, UV_LESS, UV_N = UV_LESS };
 
 typedef struct gl_queue {
+  uint64_t magic;          /* QUEUE_MAGIC: see checkqueue */
   gl_waitq getters;        /* get(): wait for an item */
   gl_waitq putters;        /* put(): wait for a place (or, Channel, a get) */
   gl_waitq peekers;        /* peek(): wait for an item, take nothing */
@@ -61,24 +62,34 @@ static const char *const typenames[] = {
 };
 #define NCLASSES (sizeof typenames / sizeof typenames[0])
 
-/* The metatables, to recognise a queue with a pointer comparison: they
- * stay in the registry for the life of the state and Lua never moves an
- * object.  checkqueue sits on every put and get, where luaL_checkudata's
- * registry lookup would be a good part of the cost. */
-static const void *metas[NCLASSES];
+/* A queue is recognised by its size and a magic number rather than by
+ * its metatable (five classes share the methods): checkqueue sits on every
+ * put and get, where luaL_checkudata's registry lookup, or fetching the
+ * metatable, is a good part of the cost.  Reading the magic is safe for
+ * any full userdata of our size; Lua code cannot forge one. */
+#define QUEUE_MAGIC UINT64_C(0x676c2e5175657565)  /* "gl.Queue" */
 
 static gl_queue *checkqueue(lua_State *L, int i) {
-  void *p = lua_touserdata(L, i);
-  if (p != NULL && lua_getmetatable(L, i)) {
-    const void *mt = lua_topointer(L, -1);
-    size_t k;
-    lua_pop(L, 1);
-    for (k = 0; k < NCLASSES; k++)
-      if (mt == metas[k]) return p;
-  }
+  gl_queue *q = lua_touserdata(L, i);
+  if (GL_LIKELY(q != NULL && lua_rawlen(L, i) == sizeof *q &&
+                q->magic == QUEUE_MAGIC))
+    return q;
   luaL_typeerror(L, i, "green.Queue");
   return NULL;
 }
+
+/* Keeps the PriorityQueue paths out of put and get, whose FIFO path then
+ * needs fewer registers. */
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+/* glL_opttimeout with the common case (none) inline: put and get are the
+ * hot path. */
+#define opttimeout(L, i) \
+  (lua_type(L, (i)) <= LUA_TNIL ? UINT64_MAX : glL_opttimeout(L, (i)))
 
 static lua_Integer avail(const gl_queue *q) {
   return q->count - q->reserved;
@@ -119,49 +130,53 @@ static int canput(const gl_queue *q) {
 
 /* {====== Storage: ring, stack and heap in the UV_ITEMS table ====== */
 
-/* Doubles the FIFO ring at stack index t, unrolling it to start at 1. */
-static void ringgrow(lua_State *L, gl_queue *q, int t) {
+/* Doubles the FIFO ring on top of the stack, unrolling it to start at 1;
+ * the new table replaces it there and as the uservalue. */
+static void ringgrow(lua_State *L, gl_queue *q) {
   lua_Integer i, cap = q->cap * 2;
   lua_createtable(L, (int)cap, 0);
   for (i = 0; i < q->count; i++) {
-    lua_rawgeti(L, t, ((q->head + i) & (q->cap - 1)) + 1);
+    lua_rawgeti(L, -2, ((q->head + i) & (q->cap - 1)) + 1);
     lua_rawseti(L, -2, i + 1);
   }
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, UV_ITEMS);
-  lua_replace(L, t);
+  lua_replace(L, -2);
   q->head = 0;
   q->cap = cap;
 }
 
-/* Stores the value at v in the items table at t (FIFO or LIFO). */
-static void store(lua_State *L, gl_queue *q, int t, int v) {
-  lua_pushvalue(L, v);
+/* Stores the value at index v (absolute) in the FIFO or LIFO items table
+ * on top of the stack. */
+static void store(lua_State *L, gl_queue *q, int v) {
+  lua_Integer i;
   if (q->kind == K_LIFO) {
-    lua_rawseti(L, t, q->count + 1);
+    i = q->count + 1;
   } else {
-    if (q->count == q->cap) {
-      ringgrow(L, q, t);
-    }
-    lua_rawseti(L, t, ((q->head + q->count) & (q->cap - 1)) + 1);
+    if (q->count == q->cap) ringgrow(L, q);
+    i = ((q->head + q->count) & (q->cap - 1)) + 1;
   }
+  lua_pushvalue(L, v);
+  lua_rawseti(L, -2, i);
 }
 
-/* Pushes the next item of a FIFO or LIFO at t and removes it. */
-static void take(lua_State *L, gl_queue *q, int t) {
+/* Pushes the next item of the FIFO or LIFO items table on top of the
+ * stack, and removes it from the table. */
+static void take(lua_State *L, gl_queue *q) {
   lua_Integer i = q->kind == K_LIFO ? q->count : q->head + 1;
-  lua_rawgeti(L, t, i);
+  lua_rawgeti(L, -1, i);
   lua_pushnil(L);
-  lua_rawseti(L, t, i);
+  lua_rawseti(L, -3, i);
   if (q->kind != K_LIFO) q->head = (q->head + 1) & (q->cap - 1);
 }
 
-/* Pushes the item a get would take now, without taking it. */
-static void look(lua_State *L, gl_queue *q, int t) {
+/* Pushes the item a get would take now, without taking it, from the
+ * items table on top of the stack. */
+static void look(lua_State *L, gl_queue *q) {
   switch (q->kind) {
-    case K_LIFO: lua_rawgeti(L, t, q->count); break;
-    case K_PRIO: lua_rawgeti(L, t, 1); break;
-    default: lua_rawgeti(L, t, q->head + 1); break;
+    case K_LIFO: lua_rawgeti(L, -1, q->count); break;
+    case K_PRIO: lua_rawgeti(L, -1, 1); break;
+    default: lua_rawgeti(L, -1, q->head + 1); break;
   }
 }
 
@@ -178,12 +193,17 @@ static int protectedless(lua_State *L) {
   return 1;
 }
 
+/* What less() and the plans return when the heap changed while a
+ * comparison blocked: the plan is void, make it again. */
+#define CHANGED (-1)
+
 /* Compares the two values on top of the stack (pops them): a < b with
  * the queue's `less` (uservalue; at stack index `fn` when q->less), or
- * the `<` operator.  Returns LUA_OK and sets *res, or an error status with
- * the error value pushed.  The comparison may block: the caller checks
- * q->version afterwards. */
+ * the `<` operator.  Returns LUA_OK and sets *res; CHANGED if the items
+ * changed meanwhile (the comparison may block); or an error status with
+ * the error value pushed. */
 static int less(lua_State *L, gl_queue *q, int fn, int *res) {
+  unsigned version = q->version;
   int st;
   if (!q->less && rawless(L, -2, -1, res)) {
     lua_pop(L, 2);
@@ -194,15 +214,14 @@ static int less(lua_State *L, gl_queue *q, int fn, int *res) {
   else lua_pushcfunction(L, protectedless);
   lua_insert(L, -3);
   st = lua_pcall(L, 2, 1, 0);
-  if (st == LUA_OK) {
-    *res = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
-  return st;
+  if (st != LUA_OK) return st;
+  *res = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return q->version == version ? LUA_OK : CHANGED;
 }
 
 /* Plans the insertion of the value at v in the heap at t: the place
- * *pos it would move up to.  Only reads the heap. */
+ * *pos it would move up to.  Only reads the heap.  Returns as less(). */
 static int planup(lua_State *L, gl_queue *q, int t, int fn, int v,
                   lua_Integer *pos) {
   lua_Integer i = q->count + 1;
@@ -232,7 +251,7 @@ static void commitup(lua_State *L, gl_queue *q, int t, int v,
 }
 
 /* Plans taking the root of the heap at t: the place *hole the last item
- * moves down to.  Only reads the heap. */
+ * moves down to.  Only reads the heap.  Returns as less(). */
 static int plandown(lua_State *L, gl_queue *q, int t, int fn,
                     lua_Integer *hole) {
   lua_Integer n = q->count - 1, i = 1, c;
@@ -284,16 +303,6 @@ static void commitdown(lua_State *L, gl_queue *q, int t, lua_Integer hole) {
 
 /* {====== Put and get ====== */
 
-static void pushitems(lua_State *L, gl_queue *q, int *t, int *fn) {
-  lua_getiuservalue(L, 1, UV_ITEMS);
-  *t = lua_gettop(L);
-  *fn = 0;
-  if (q->less) {
-    lua_getiuservalue(L, 1, UV_LESS);
-    *fn = lua_gettop(L);
-  }
-}
-
 /* A putter woken with a place that cannot use it passes it on. */
 static void droproom(gl_queue *q) {
   q->roomres--;
@@ -307,35 +316,68 @@ static void dropitem(gl_queue *q) {
   offer(q);
 }
 
+/* Inserts the item at index 2 into the heap of a PriorityQueue: plans,
+ * then commits.  Returns 1 if inserted, 0 if the heap changed while a
+ * comparison blocked (the caller checks the state again and retries).
+ * Raises a failed comparison, after passing a promise on. */
+static NOINLINE int heapput(lua_State *L, gl_queue *q, int promised) {
+  int top = lua_gettop(L), t = top + 1, fn = 0, st;
+  lua_Integer pos;
+  lua_getiuservalue(L, 1, UV_ITEMS);
+  if (q->less) {
+    lua_getiuservalue(L, 1, UV_LESS);
+    fn = top + 2;
+  }
+  st = planup(L, q, t, fn, 2, &pos);
+  if (GL_UNLIKELY(st != LUA_OK && st != CHANGED)) {
+    if (promised) droproom(q);
+    return lua_error(L);
+  }
+  if (st == LUA_OK) commitup(L, q, t, 2, pos);
+  lua_settop(L, top);
+  return st == LUA_OK;
+}
+
+/* Takes the root of the heap of a PriorityQueue, as heapput: pushes it
+ * and returns 1, or returns 0 if the heap changed while planning. */
+static NOINLINE int heapget(lua_State *L, gl_queue *q, int promised) {
+  int top = lua_gettop(L), t = top + 1, fn = 0, st;
+  lua_Integer hole;
+  lua_getiuservalue(L, 1, UV_ITEMS);
+  if (q->less) {
+    lua_getiuservalue(L, 1, UV_LESS);
+    fn = top + 2;
+  }
+  st = plandown(L, q, t, fn, &hole);
+  if (GL_UNLIKELY(st != LUA_OK && st != CHANGED)) {
+    if (promised) dropitem(q);
+    return lua_error(L);
+  }
+  if (st == CHANGED) {
+    lua_settop(L, top);
+    return 0;
+  }
+  commitdown(L, q, t, hole);
+  return 1;
+}
+
 /* Stores the item at index 2 if the queue has room for it; `promised`:
  * the caller was woken with a place (it always has room).  Returns 1 if
  * stored, 0 if not.  Raises for a closed queue and for a failed
  * comparison; a promise is passed on first. */
 static int putnow(lua_State *L, gl_queue *q, int promised) {
-  int t, fn, top = lua_gettop(L);
   for (;;) {
     if (GL_UNLIKELY(q->closed)) {
       if (promised) droproom(q);
       return luaL_error(L, "put into a closed queue");
     }
     if (!promised && !canput(q)) return 0;
-    pushitems(L, q, &t, &fn);
     if (q->kind == K_PRIO) {
-      unsigned version = q->version;
-      lua_Integer pos;
-      if (GL_UNLIKELY(planup(L, q, t, fn, 2, &pos) != LUA_OK)) {
-        if (promised) droproom(q);
-        return lua_error(L);
-      }
-      if (q->version != version) {  /* changed while less() blocked */
-        lua_settop(L, top);
-        continue;
-      }
-      commitup(L, q, t, 2, pos);
+      if (!heapput(L, q, promised)) continue;  /* changed while comparing */
     } else {
-      store(L, q, t, 2);
+      lua_getiuservalue(L, 1, UV_ITEMS);
+      store(L, q, 2);
     }
-    lua_settop(L, top);
     if (promised) q->roomres--;
     q->count++;
     q->version++;
@@ -347,9 +389,10 @@ static int putnow(lua_State *L, gl_queue *q, int promised) {
 
 /* Pushes an item and returns 1 if one can be taken now, else returns 0;
  * `promised`: the caller was woken with an item reserved for it.  Raises
- * for a failed comparison (a promise is passed on first). */
+ * for a failed comparison (a promise is passed on first).  Whatever lies
+ * under the item is left there: the caller returns it as its one
+ * result. */
 static int getnow(lua_State *L, gl_queue *q, int promised) {
-  int t, fn, top = lua_gettop(L);
   for (;;) {
     if (!promised && avail(q) == 0) {
       gl_waiter *w = q->putters.head;
@@ -359,28 +402,15 @@ static int getnow(lua_State *L, gl_queue *q, int promised) {
       lua_rawgeti(L, -1, w->n);
       lua_pushnil(L);
       lua_rawseti(L, -3, w->n);
-      lua_remove(L, -2);
       gl_hub_wake(w, GL_OK);
       return 1;
     }
-    pushitems(L, q, &t, &fn);
     if (q->kind == K_PRIO) {
-      unsigned version = q->version;
-      lua_Integer hole;
-      if (GL_UNLIKELY(plandown(L, q, t, fn, &hole) != LUA_OK)) {
-        if (promised) dropitem(q);
-        return lua_error(L);
-      }
-      if (q->version != version) {  /* changed while less() blocked */
-        lua_settop(L, top);
-        continue;
-      }
-      commitdown(L, q, t, hole);
+      if (!heapget(L, q, promised)) continue;  /* changed while comparing */
     } else {
-      take(L, q, t);
+      lua_getiuservalue(L, 1, UV_ITEMS);
+      take(L, q);
     }
-    lua_replace(L, top + 1);
-    lua_settop(L, top + 1);
     if (promised) q->reserved--;
     q->count--;
     q->version++;
@@ -461,7 +491,7 @@ static int doget(lua_State *L, gl_queue *q, uint64_t timeout,
 /* q:put(item, [timeout]) -> true | nil, "timeout" */
 static int queue_put(lua_State *L) {
   gl_queue *q = checkqueue(L, 1);
-  return doput(L, q, glL_opttimeout(L, 3), "timeout");
+  return doput(L, q, opttimeout(L, 3), "timeout");
 }
 
 /* q:put_nowait(item) -> true | nil, "full" */
@@ -473,7 +503,7 @@ static int queue_put_nowait(lua_State *L) {
 /* q:get([timeout]) -> item | nil, "timeout" | nil, "closed" */
 static int queue_get(lua_State *L) {
   gl_queue *q = checkqueue(L, 1);
-  return doget(L, q, glL_opttimeout(L, 2), "timeout");
+  return doget(L, q, opttimeout(L, 2), "timeout");
 }
 
 /* q:get_nowait() -> item | nil, "empty" | nil, "closed" */
@@ -486,14 +516,14 @@ static int queue_get_nowait(lua_State *L) {
  * nil, "timeout" | nil, "closed".  Waits like get. */
 static int queue_peek(lua_State *L) {
   gl_queue *q = checkqueue(L, 1);
-  uint64_t timeout = glL_opttimeout(L, 2), now, deadline = UINT64_MAX;
+  uint64_t timeout = opttimeout(L, 2), now, deadline = UINT64_MAX;
   gl_waiter w;
   int rc;
   if (timeout != UINT64_MAX) deadline = gl_hub_now_ns() + timeout;
   for (;;) {
     if (avail(q) > 0) {
       lua_getiuservalue(L, 1, UV_ITEMS);
-      look(L, q, lua_gettop(L));
+      look(L, q);
       return 1;
     }
     if (q->kind == K_CHANNEL && q->putters.head != NULL) {
@@ -599,7 +629,7 @@ static int queue_task_done(lua_State *L) {
  * was task_done. */
 static int queue_join(lua_State *L) {
   gl_queue *q = checkjoinable(L);
-  uint64_t timeout = glL_opttimeout(L, 2);
+  uint64_t timeout = opttimeout(L, 2);
   gl_waiter w;
   int rc;
   if (q->unfinished > 0) {
@@ -631,8 +661,9 @@ static int queue_tostring(lua_State *L) {
 
 /* {====== Constructors ====== */
 
-/* Constructors run through glL_setconstructor's trampoline, where
- * luaL_argerror cannot find the function's name: name it here. */
+/* A constructor is a __call metamethod, which luaL_argerror can name
+ * only when Lua code called it (not, say, pcall(green.Queue, x)): the
+ * messages name it here. */
 static int ctorerror(lua_State *L, int arg, const char *fname,
                      const char *msg) {
   return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
@@ -658,6 +689,7 @@ static gl_queue *newqueue(lua_State *L, int kind, int cls,
   gl_queue *q = lua_newuserdatauv(L, sizeof *q, UV_N);
   lua_Integer cap = 16;
   memset(q, 0, sizeof *q);
+  q->magic = QUEUE_MAGIC;
   gl_waitq_init(&q->getters);
   gl_waitq_init(&q->putters);
   gl_waitq_init(&q->peekers);
@@ -765,7 +797,6 @@ int luaopen_green_queue(lua_State *L) {
     luaL_setfuncs(L, queue_methods, 0);
     if (k == 3) luaL_setfuncs(L, joinable_methods, 0);
     lua_setfield(L, -2, "__index");
-    metas[k] = lua_topointer(L, -1);
     lua_pop(L, 1);
     glL_setconstructor(L, typenames[k] + strlen("green."), ctors[k], NULL);
   }

@@ -42,9 +42,10 @@ static int newsem(lua_State *L, lua_Integer n, lua_Integer bound,
   return 1;
 }
 
-/* Reads the optional initial count of a constructor.  Constructors are
- * called through glL_setconstructor's trampoline, where luaL_argerror
- * cannot find the function's name, so the messages name it here. */
+/* Reads the optional initial count of a constructor.  A constructor is a
+ * __call metamethod, which luaL_argerror can name only when Lua code
+ * called it (not, say, pcall(green.Semaphore, x)): the messages name it
+ * here. */
 static lua_Integer checkinitial(lua_State *L, const char *fname) {
   int isint;
   lua_Integer n;
