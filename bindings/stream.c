@@ -3,10 +3,13 @@
  * close and options; plus the helpers every socket binding uses
  * (stream.h).  Connect and bind, which differ by address kind, live in
  * socket_tcp.c and socket_unix.c. */
+#define _GNU_SOURCE  /* accept4 */
+
 #include "stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -26,6 +29,7 @@
 /* A send parks for at most this much per uv_write, so a timeout leaves at
  * most one chunk in flight (it still goes out: it counts as sent). */
 #define WRITE_CHUNK (256 * 1024)
+#define WRITE_TRY_MAX (1 << 30)
 /* accept() out of file descriptors: retry this often (ns). */
 #define ACCEPT_BACKOFF 100000000ULL
 
@@ -112,15 +116,17 @@ int glS_checkport(lua_State *L, int arg) {
  * callback (the waiter gave up: timeout, interrupt, close). */
 typedef struct resolvereq {
   uv_getaddrinfo_t req;
-  gl_waiter *w;
+  gl_waitq *q;         /* where the waiter parks (its data is this req) */
+  gl_waitq own;        /* ... when the caller has no queue of its own */
   struct addrinfo *res;
-  int status, done;
+  int status, done, waiting;
 } resolvereq;
 
 static void onresolve(uv_getaddrinfo_t *req, int status,
                       struct addrinfo *res) {
   resolvereq *r = (resolvereq *)req;
-  if (r->w == NULL) {  /* abandoned */
+  gl_waiter *w;
+  if (!r->waiting) {  /* abandoned */
     if (res != NULL) uv_freeaddrinfo(res);
     free(r);
     return;
@@ -128,7 +134,7 @@ static void onresolve(uv_getaddrinfo_t *req, int status,
   r->status = status;
   r->res = res;
   r->done = 1;
-  gl_hub_wake(r->w, GL_OK);
+  if ((w = gl_waitq_find(r->q, r)) != NULL) gl_hub_wake(w, GL_OK);
 }
 
 struct addrinfo *glS_getaddrinfo(const char *host, int socktype,
@@ -136,7 +142,6 @@ struct addrinfo *glS_getaddrinfo(const char *host, int socktype,
                                  int *err) {
   struct addrinfo hints;
   struct addrinfo *res = NULL;
-  gl_waitq local = GL_WAITQ_INIT;
   gl_waiter w;
   resolvereq *r = calloc(1, sizeof *r);
   int e;
@@ -156,9 +161,12 @@ struct addrinfo *glS_getaddrinfo(const char *host, int socktype,
     return NULL;
   }
   memset(&w, 0, sizeof w);
-  r->w = &w;
-  *rc = gl_waitq_wait(q != NULL ? q : &local, &w, timeout);
-  r->w = NULL;
+  w.data = r;
+  gl_waitq_init(&r->own);
+  r->q = q != NULL ? q : &r->own;
+  r->waiting = 1;
+  *rc = gl_waitq_wait(r->q, &w, timeout);
+  r->waiting = 0;
   if (!r->done) {  /* the callback frees it */
     uv_cancel((uv_req_t *)&r->req);
     if (*rc == GL_OK) *rc = GL_ECLOSED;
@@ -259,19 +267,19 @@ static glS_handle *newhandle(glS_stream *s) {
   return h;
 }
 
-static void onclose(uv_handle_t *hd) {
-  glS_handle *h = (glS_handle *)hd;
-  if (h->fd >= 0) close(h->fd);  /* a listener's: the poll handle is gone */
-  free(h);
-}
+static void onclose(uv_handle_t *hd) { free(hd); }
 
 /* Lets go of h: callbacks still due find h->s NULL and wake nobody; the
  * close callback frees it. */
 static void releasehandle(glS_handle *h) {
   h->s = NULL;
-  h->wwaiter = NULL;
-  h->cwaiter = NULL;
+  h->wwait = 0;
+  h->cwait = 0;
   uv_close(&h->u.handle, onclose);
+  if (h->fd >= 0) {  /* a listener's: uv_close stopped polling it */
+    close(h->fd);
+    h->fd = -1;
+  }
 }
 
 /* The fd of s, whatever its state, or -1. */
@@ -302,6 +310,10 @@ static int applyopts(glS_stream *s, int fd, unsigned mask) {
     e = setint(fd, SOL_SOCKET, SO_KEEPALIVE, !!(val & GLS_OPT_KEEPALIVE));
   if ((set & GLS_OPT_NODELAY) && s->kind == GLS_TCP && e == 0)
     e = setint(fd, IPPROTO_TCP, TCP_NODELAY, !!(val & GLS_OPT_NODELAY));
+  if ((set & GLS_OPT_SNDBUF) && e == 0)
+    e = setint(fd, SOL_SOCKET, SO_SNDBUF, s->sndbuf);
+  if ((set & GLS_OPT_RCVBUF) && e == 0)
+    e = setint(fd, SOL_SOCKET, SO_RCVBUF, s->rcvbuf);
   return e;
 }
 
@@ -345,12 +357,12 @@ static int openstream(glS_stream *s, int fd) {
 
 /* {====== Reading ====== */
 
-/* What a parked reader waits for (the payload of its waiter). */
+/* What a parked reader waits for: a kind, and a count for RNUM, packed
+ * into its waiter's n2 (never a pointer into the reader's stack). */
 enum { RLINE, RALL, RNUM, RANY };
-typedef struct rneed {
-  int kind;
-  size_t n;
-} rneed;
+#define NEED(kind, n) ((intptr_t)(((uintptr_t)(n) << 2) | (uintptr_t)(kind)))
+#define NEEDKIND(v) ((int)((uintptr_t)(v) & 3))
+#define NEEDN(v) ((size_t)((uintptr_t)(v) >> 2))
 
 static size_t buffered(const glS_stream *s) { return s->rend - s->rstart; }
 
@@ -411,11 +423,10 @@ static void stopreading(glS_stream *s) {
 }
 
 static int satisfied(glS_stream *s, gl_waiter *w) {
-  const rneed *need = w->data;
   if (s->eof || s->rerr) return 1;
-  switch (need->kind) {
+  switch (NEEDKIND(w->n2)) {
     case RANY: return buffered(s) > 0;
-    case RNUM: return buffered(s) >= need->n;
+    case RNUM: return buffered(s) >= NEEDN(w->n2);
     case RLINE: return findnl(s) != NULL;
     default: return 0;  /* RALL: until the end */
   }
@@ -553,44 +564,82 @@ static int take(lua_State *L, glS_stream *s, int kind, size_t n,
   return 0;
 }
 
+/* Reads what the kernel holds now into the buffer, without parking: a
+ * receive with no time left to wait (settimeout(0)) still gets the data
+ * libuv has not read yet.  libuv then merely finds nothing to read. */
+static void readnow(glS_stream *s) {
+  int fd = sockfd(s);
+  size_t len, got = 0;
+  ssize_t r;
+  if (fd < 0 || s->eof || s->rerr) return;
+  for (;;) {  /* until the kernel has no more, or READ_HIGH is reached */
+    if (reserve(s, READ_DIRECT) != 0) return;
+    len = glS_onebyte ? 1 : s->rcap - s->rend;
+    r = recv(fd, s->rbuf + s->rend, len, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    s->rend += (size_t)r;
+    got += (size_t)r;
+    if ((size_t)r < len || got >= READ_HIGH) return;
+  }
+  if (r == 0) {
+    s->eof = 1;
+    stopreading(s);
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    s->rerr = -errno;
+    stopreading(s);
+  }
+}
+
 /* Waits (with the read timeout) until a receive of `kind` can complete,
- * in FIFO order with other receivers, and returns its results. */
+ * in FIFO order with other receivers, and returns its results.  A
+ * receiver times out with the buffered data as its partial result only
+ * if it was its turn (the data belongs to the first receiver). */
 static int receive(lua_State *L, glS_stream *s, int kind, size_t n,
                    int prefix) {
-  uint64_t deadline;
+  uint64_t deadline = glS_deadline(s->tread);
+  int turn = s->readq.head == NULL && !s->rbusy;
   gl_waiter w;
-  rneed need;
   int rc, nres;
   if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
-  if (s->readq.head == NULL && !s->rbusy) {
-    nres = take(L, s, kind, n, prefix);
-    if (nres > 0) {
-      afterread(s);
-      return nres;
-    }
-  }
-  need.kind = kind;
-  need.n = n;
-  deadline = glS_deadline(s->tread);
   for (;;) {
+    if (turn) {
+      if ((nres = take(L, s, kind, n, prefix)) > 0) break;
+      if (glS_remaining(deadline) == 0) {
+        readnow(s);
+        if ((nres = take(L, s, kind, n, prefix)) > 0) break;
+        nres = failpartial(L, s, "timeout", prefix);
+        break;
+      }
+      startreading(s);
+      if (s->rerr) continue;  /* take reports it */
+    }
     memset(&w, 0, sizeof w);
-    w.data = &need;
-    startreading(s);
+    w.n2 = NEED(kind, n);
+    w.n = ++s->rseq;  /* the order of receivers, for timeouts */
     rc = gl_waitq_wait(&s->readq, &w, glS_remaining(deadline));
     if (s->state == GLS_CLOSED) {
       glL_raisepending(L, rc);
       return glL_fail(L, "closed");
     }
-    if (rc == GL_OK) s->rbusy = 0;  /* our turn, handed over by kick */
+    if (rc == GL_OK) {  /* our turn, handed over by kick */
+      s->rbusy = 0;
+      turn = 1;
+      continue;
+    }
     if (rc == GL_EINTR) {
       afterread(s);  /* the next reader may be served already */
       gl_green_raise(L);
     }
-    if (rc == GL_ETIMEDOUT) {
+    if (s->rbusy || (s->readq.head != NULL && s->readq.head->n < w.n)) {
+      lua_pushnil(L);  /* not our turn: the data is someone else's */
+      lua_pushliteral(L, "timeout");
+      pushdata(L, "", 0, prefix);
+      nres = 3;
+    } else {
       nres = failpartial(L, s, "timeout", prefix);
-      break;
     }
-    if ((nres = take(L, s, kind, n, prefix)) > 0) break;
+    break;
   }
   afterread(s);
   return nres;
@@ -609,19 +658,23 @@ static void handoff(glS_stream *s) {
 static void onwrite(uv_write_t *req, int status) {
   glS_handle *h = req->data;
   glS_stream *s = h->s;
+  gl_waiter *w;
   h->wbusy = 0;
   if (s != NULL && status < 0 && s->werr == 0) s->werr = status;
-  if (h->wwaiter != NULL) {
-    h->wwaiter->n = status;
-    gl_hub_wake(h->wwaiter, GL_OK);
-    h->wwaiter = NULL;
+  if (h->wwait && s != NULL && (w = gl_waitq_find(&s->waitq, &h->wreq))) {
+    h->wwait = 0;
+    w->n = status;
+    gl_hub_wake(w, GL_OK);
   } else if (s != NULL) {
+    h->wwait = 0;
     handoff(s);  /* an abandoned write ended: the next sender's turn */
   }
 }
 
 static int trywrite(glS_stream *s, const char *p, size_t n) {
-  uv_buf_t b = uv_buf_init((char *)p, (unsigned)(glS_onebyte ? 1 : n));
+  uv_buf_t b;
+  if (n > WRITE_TRY_MAX) n = WRITE_TRY_MAX;  /* uv_buf_t's len, int result */
+  b = uv_buf_init((char *)p, (unsigned)(glS_onebyte ? 1 : n));
   return uv_try_write(&s->h->u.stream, &b, 1);
 }
 
@@ -639,11 +692,12 @@ static int writewait(glS_stream *s, const char *p, size_t n,
     return GL_OK;
   }
   memset(&w, 0, sizeof w);
+  w.data = &h->wreq;
   h->wbusy = 1;
-  h->wwaiter = &w;
+  h->wwait = 1;
   rc = gl_waitq_wait(&s->waitq, &w, timeout);
   if (rc == GL_OK) *status = (int)w.n;
-  else if (rc != GL_ECLOSED) h->wwaiter = NULL;
+  else h->wwait = 0;  /* the write stays in flight, abandoned */
   return rc;
 }
 
@@ -661,7 +715,7 @@ static int failsent(lua_State *L, const char *msg, lua_Integer last) {
  * with uv_write in chunks, each parked on. */
 static int stream_send(lua_State *L) {
   glS_stream *s = glS_checkstream(L, 1);
-  size_t len, n, sent = 0;
+  size_t len, n, chunk, sent = 0;
   const char *data = luaL_checklstring(L, 2, &len);
   lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, -1);
   uint64_t deadline;
@@ -710,22 +764,22 @@ static int stream_send(lua_State *L) {
       err = r;
       break;
     }
-    r = (int)((glS_onebyte ? 1 : WRITE_CHUNK) < n - sent
-              ? (glS_onebyte ? 1 : WRITE_CHUNK) : n - sent);
-    rc = writewait(s, data + sent, (size_t)r, glS_remaining(deadline),
+    chunk = glS_onebyte ? 1 : WRITE_CHUNK;
+    if (chunk > n - sent) chunk = n - sent;
+    rc = writewait(s, data + sent, chunk, glS_remaining(deadline),
                    &status);
     if (rc == GL_OK) {
       if (status < 0) {
         err = status;
         break;
       }
-      sent += (size_t)r;
+      sent += chunk;
       continue;
     }
     if (rc == GL_ECLOSED) break;
     /* A timeout or an interrupt: the chunk is in libuv's hands and goes
      * out (it counts as sent); its data must outlive the write. */
-    sent += (size_t)r;
+    sent += chunk;
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, 1, 1);
     s->anchored = 1;
@@ -753,10 +807,12 @@ static int stream_send(lua_State *L) {
 
 static void onconnect(uv_connect_t *req, int status) {
   glS_handle *h = req->data;
-  if (h->cwaiter != NULL) {
-    h->cwaiter->n = status;
-    gl_hub_wake(h->cwaiter, GL_OK);
-    h->cwaiter = NULL;
+  gl_waiter *w;
+  if (h->cwait && h->s != NULL &&
+      (w = gl_waitq_find(&h->s->waitq, &h->creq)) != NULL) {
+    h->cwait = 0;
+    w->n = status;
+    gl_hub_wake(w, GL_OK);
   }
 }
 
@@ -767,7 +823,10 @@ int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
   int e;
   *rc = GL_OK;
   e = openstream(s, fd);
-  if (e < 0) return e;
+  if (e < 0) {
+    s->state = GLS_FRESH;  /* fd is gone */
+    return e;
+  }
   h = s->h;
   s->state = GLS_CONNECTING;
   if (s->kind == GLS_TCP) {
@@ -778,13 +837,14 @@ int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
   }
   if (e == 0) {
     memset(&w, 0, sizeof w);
-    h->cwaiter = &w;
+    w.data = &h->creq;
+    h->cwait = 1;
     *rc = gl_waitq_wait(&s->waitq, &w, timeout);
+    h->cwait = 0;
     if (s->state == GLS_CLOSED) {
       if (*rc == GL_OK) *rc = GL_ECLOSED;
       return UV_ECANCELED;
     }
-    h->cwaiter = NULL;
     e = *rc == GL_OK ? (int)w.n : UV_ECANCELED;
   }
   if (e == 0) {
@@ -820,36 +880,37 @@ static void setpolling(glS_stream *s, int on) {
   }
 }
 
-/* s:listen([backlog=128]) -> true | nil, err */
-static int stream_listen(lua_State *L) {
-  glS_stream *s = glS_checkstream(L, 1);
-  int backlog = (int)luaL_optinteger(L, 2, 128);
+int glS_listen(glS_stream *s, int backlog) {
   glS_handle *h;
   int fd, e;
-  if (s->state == GLS_LISTENING) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  if (s->state != GLS_FRESH && s->state != GLS_BOUND)
-    return glL_fail(L, s->state == GLS_CLOSED ? "closed"
-                                              : "already connected");
+  if (s->state == GLS_LISTENING) return 0;
+  if (s->state == GLS_CLOSED) return UV_EBADF;
+  if (s->state != GLS_FRESH && s->state != GLS_BOUND) return UV_EISCONN;
   if (s->fd < 0) {
     fd = glS_socket(s, s->kind == GLS_TCP ? AF_INET : AF_UNIX);
-    if (fd < 0) return glS_fail(L, fd);
+    if (fd < 0) return fd;
     s->fd = fd;
     s->family = s->kind == GLS_TCP ? AF_INET : AF_UNIX;
   }
-  if (listen(s->fd, backlog) != 0) return glS_fail(L, -errno);
-  if ((h = newhandle(s)) == NULL) return glS_fail(L, UV_ENOMEM);
+  if (listen(s->fd, backlog) != 0) return -errno;
+  if ((h = newhandle(s)) == NULL) return UV_ENOMEM;
   e = uv_poll_init_socket(gl_hub_loop(), &h->u.poll, s->fd);
   if (e < 0) {
     free(h);
-    return glS_fail(L, e);
+    return e;
   }
   h->fd = s->fd;
   s->fd = -1;
   s->h = h;
   s->state = GLS_LISTENING;
+  return 0;
+}
+
+/* s:listen([backlog=128]) -> true | nil, err */
+static int stream_listen(lua_State *L) {
+  glS_stream *s = glS_checkstream(L, 1);
+  int e = glS_listen(s, (int)luaL_optinteger(L, 2, 128));
+  if (e < 0) return glS_fail(L, e == UV_EBADF ? UV_EOF : e);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -869,7 +930,7 @@ static int stream_accept(lua_State *L) {
     return glL_fail(L, s->state == GLS_CLOSED ? "closed" : "not listening");
   c = glS_newstream(L, s->kind);  /* before accept4: may raise */
   c->optset = s->optset & (GLS_OPT_NODELAY | GLS_OPT_KEEPALIVE);
-  c->optval = s->optval;
+  c->optval = s->optval;  /* the buffer sizes are inherited by the kernel */
   for (;;) {
     fd = accept4(s->h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) break;
@@ -1079,23 +1140,35 @@ static int stream_getsockname(lua_State *L) {
   return pushname(L, glS_checkstream(L, 1), 0);
 }
 
-/* s:setoption(name, value) -> true | nil, err.  Options set before the
- * socket has an fd apply when it gets one. */
+/* s:setoption(name, value) -> true | nil, err: booleans "tcp-nodelay",
+ * "keepalive", "reuseaddr", "reuseport"; sizes in bytes "sndbuf",
+ * "rcvbuf" (as OpenResty).  Options set before the socket has an fd
+ * apply when it gets one. */
 static int stream_setoption(lua_State *L) {
   static const char *const names[] = {"tcp-nodelay", "keepalive",
-                                      "reuseaddr", "reuseport", NULL};
+                                      "reuseaddr", "reuseport", "sndbuf",
+                                      "rcvbuf", NULL};
   static const unsigned bits[] = {GLS_OPT_NODELAY, GLS_OPT_KEEPALIVE,
-                                  GLS_OPT_REUSEADDR, GLS_OPT_REUSEPORT};
+                                  GLS_OPT_REUSEADDR, GLS_OPT_REUSEPORT,
+                                  GLS_OPT_SNDBUF, GLS_OPT_RCVBUF};
   glS_stream *s = glS_checkstream(L, 1);
   unsigned bit = bits[luaL_checkoption(L, 2, NULL, names)];
+  lua_Integer n = 0;
   int fd, e;
-  luaL_checkany(L, 3);
+  if (bit == GLS_OPT_SNDBUF || bit == GLS_OPT_RCVBUF) {
+    n = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, n > 0 && n <= INT_MAX, 3, "size out of range");
+  } else {
+    luaL_checkany(L, 3);
+  }
   if (s->state == GLS_CLOSED) return glL_fail(L, "closed");
   if (bit == GLS_OPT_NODELAY && s->kind != GLS_TCP)
     return glL_fail(L, "operation not supported on socket");
-  s->optset |= bit;
-  if (lua_toboolean(L, 3)) s->optval |= bit;
+  if (bit == GLS_OPT_SNDBUF) s->sndbuf = (int)n;
+  else if (bit == GLS_OPT_RCVBUF) s->rcvbuf = (int)n;
+  else if (lua_toboolean(L, 3)) s->optval |= bit;
   else s->optval &= ~bit;
+  s->optset |= bit;
   if ((fd = sockfd(s)) >= 0 && (e = applyopts(s, fd, bit)) < 0)
     return glS_fail(L, e);
   lua_pushboolean(L, 1);

@@ -33,7 +33,9 @@ enum {
   GLS_OPT_NODELAY = 1,
   GLS_OPT_KEEPALIVE = 2,
   GLS_OPT_REUSEADDR = 4,
-  GLS_OPT_REUSEPORT = 8
+  GLS_OPT_REUSEPORT = 8,
+  GLS_OPT_SNDBUF = 16,   /* value in glS_stream.sndbuf */
+  GLS_OPT_RCVBUF = 32
 };
 
 typedef struct glS_stream glS_stream;
@@ -50,11 +52,11 @@ typedef struct glS_handle {
     uv_poll_t poll;
   } u;
   glS_stream *s;
-  int fd;              /* a listener's fd, closed after its poll handle */
+  int fd;              /* a listener's fd, closed with its poll handle */
   int wbusy;           /* wreq is in flight */
   int shut;            /* sreq was issued */
-  gl_waiter *wwaiter;  /* the sender parked on wreq, or NULL */
-  gl_waiter *cwaiter;  /* the connector parked on creq, or NULL */
+  int wwait;           /* a sender is parked on wreq (its w.data) */
+  int cwait;           /* a connector is parked on creq (its w.data) */
   uv_write_t wreq;
   uv_connect_t creq;
   uv_shutdown_t sreq;
@@ -70,6 +72,7 @@ struct glS_stream {
   int fd;              /* our own fd while FRESH/BOUND, else -1 */
   int family;          /* of fd */
   unsigned optset, optval;
+  int sndbuf, rcvbuf;  /* GLS_OPT_SNDBUF/RCVBUF values */
   uint64_t tconnect, tsend, tread;  /* ns; UINT64_MAX: none */
   char *rbuf;          /* read buffer: data is rbuf[rstart, rend) */
   size_t rstart, rend, rcap;
@@ -81,6 +84,7 @@ struct glS_stream {
   int rbusy;           /* a reader was woken and has not consumed yet */
   int wbusy;           /* a sender holds the write turn */
   int anchored;        /* uservalue 1 anchors an in-flight write's data */
+  intptr_t rseq;       /* receivers parked so far (their order) */
   gl_waitq readq;      /* receivers (head: the one served), acceptors */
   gl_waitq writeq;     /* senders waiting for their turn */
   gl_waitq waitq;      /* connect, resolve, a write in flight */
@@ -116,6 +120,10 @@ int glS_socket(glS_stream *s, int family);
  * status (GL_OK, GL_ETIMEDOUT, GL_EINTR, GL_ECLOSED). */
 int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
                 const char *path, uint64_t timeout, int *rc);
+
+/* Listens on s (FRESH or BOUND; a fresh one gets an fd first).  Returns
+ * 0 or a libuv error (UV_EBADF: closed). */
+int glS_listen(glS_stream *s, int backlog);
 /* }====== */
 
 /* {====== Helpers ====== */
@@ -163,7 +171,8 @@ int glS_pushsockaddr(lua_State *L, const struct sockaddr *sa);
 extern char glS_scratch[65536];
 
 /* The one-byte stress switch (GREENLUA_IO_ONEBYTE=1 in the environment):
- * every read and write moves at most one byte, so every call parks. */
+ * every stream read and write moves at most one byte, so every call
+ * parks (OpenResty's mockeagain).  Datagrams are left whole. */
 extern int glS_onebyte;
 /* }====== */
 

@@ -25,6 +25,13 @@ int gl_waitq_wait(gl_waitq *q, gl_waiter *w, uint64_t timeout_ns) {
   return rc;
 }
 
+gl_waiter *gl_waitq_find(gl_waitq *q, const void *tag) {
+  gl_waiter *w;
+  for (w = q->head; w != NULL; w = w->next)
+    if (w->data == tag) return w;
+  return NULL;
+}
+
 gl_waiter *gl_waitq_wake_one(gl_waitq *q, int status) {
   gl_waiter *w = q->head;
   if (w != NULL) gl_hub_wake(w, status);

@@ -29,6 +29,12 @@ gl_waiter *gl_waitq_wake_one(gl_waitq *q, int status);
 /* Wakes every waiter with `status`, in order; returns how many. */
 size_t gl_waitq_wake_all(gl_waitq *q, int status);
 
+/* Finds the first waiter in `q` whose data is `tag`, or NULL.  A libuv
+ * callback finds the waiter it must wake this way, by a heap address in
+ * w.data, because a pointer to a parked waiter goes stale when its stack
+ * is displaced (coro.h); only the queue's links are kept right. */
+gl_waiter *gl_waitq_find(gl_waitq *q, const void *tag);
+
 /* Unlinks `w` from its queue without waking it (the hub does this on any
  * wake-up). */
 void gl_waitq_remove(gl_waiter *w);

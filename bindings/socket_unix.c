@@ -1,0 +1,104 @@
+/* green.socket.unix: Unix-domain stream sockets named by a path.  They
+ * share every method but connect and bind with TCP sockets (stream.c);
+ * an address is the path, so getsockname/getpeername return it alone. */
+#include <errno.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "stream.h"
+
+static glS_stream *checkunix(lua_State *L, int i) {
+  return luaL_checkudata(L, i, GLS_UNIX_TYPE);
+}
+
+/* Checks a path argument that fits in a sockaddr_un. */
+static const char *checkpath(lua_State *L, int arg) {
+  struct sockaddr_un un;
+  size_t len;
+  const char *path = luaL_checklstring(L, arg, &len);
+  luaL_argcheck(L, len > 0 && len < sizeof un.sun_path, arg,
+                "path empty or too long");
+  luaL_argcheck(L, strlen(path) == len, arg, "path contains zeros");
+  return path;
+}
+
+/* s:connect(path) -> true | nil, err */
+static int unix_connect(lua_State *L) {
+  glS_stream *s = checkunix(L, 1);
+  const char *path = checkpath(L, 2);
+  int fd, rc, err;
+  if (s->state == GLS_CLOSED) return glL_fail(L, "closed");
+  if (s->state == GLS_CONNECTED) return glS_fail(L, UV_EISCONN);
+  if (s->state != GLS_FRESH && s->state != GLS_BOUND)
+    return glS_fail(L, UV_EINVAL);
+  if (s->fd >= 0) {
+    fd = s->fd;
+    s->fd = -1;
+  } else if ((fd = glS_socket(s, AF_UNIX)) < 0) {
+    return glS_fail(L, fd);
+  }
+  err = glS_connect(s, fd, NULL, path, s->tconnect, &rc);
+  if (err == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (s->state == GLS_CLOSED) {
+    glL_raisepending(L, rc);
+    return glL_fail(L, "closed");
+  }
+  glL_raisepending(L, rc);
+  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+  return glS_fail(L, err);
+}
+
+/* s:bind(path) -> true | nil, err.  An existing file at path is an
+ * error ("address already in use"), as with LuaSocket. */
+static int unix_bind(lua_State *L) {
+  glS_stream *s = checkunix(L, 1);
+  const char *path = checkpath(L, 2);
+  struct sockaddr_un un;
+  int fd;
+  if (s->state == GLS_CLOSED) return glL_fail(L, "closed");
+  if (s->state != GLS_FRESH) return glS_fail(L, UV_EINVAL);
+  if ((fd = glS_socket(s, AF_UNIX)) < 0) return glS_fail(L, fd);
+  memset(&un, 0, sizeof un);
+  un.sun_family = AF_UNIX;
+  memcpy(un.sun_path, path, strlen(path) + 1);
+  if (bind(fd, (struct sockaddr *)&un, sizeof un) != 0) {
+    int e = -errno;
+    close(fd);
+    return glS_fail(L, e);
+  }
+  s->fd = fd;
+  s->family = AF_UNIX;
+  s->state = GLS_BOUND;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* green.socket.unix() -> a fresh Unix stream socket */
+static int socket_unix(lua_State *L) {
+  glS_newstream(L, GLS_UNIX);
+  return 1;
+}
+
+static const luaL_Reg unix_methods[] = {
+  {"connect", unix_connect},
+  {"bind", unix_bind},
+  {NULL, NULL}
+};
+
+int luaopen_green_socket_unix(lua_State *L);
+int luaopen_green_socket_unix(lua_State *L) {
+  glS_init();
+  glL_newclass(L, GLS_UNIX_TYPE, glS_stream_methods, glS_stream_meta);
+  lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, unix_methods, 0);
+  lua_pop(L, 2);
+  glS_pushsockets(L);
+  lua_pushcfunction(L, socket_unix);
+  lua_setfield(L, -2, "unix");
+  lua_pop(L, 1);
+  return 0;
+}
