@@ -17,8 +17,10 @@
 #define SHARED_STACKS 64
 #define PRIVATE_STACKS 1024
 
-/* Poll I/O at least this often while tasks keep the run queue busy. */
-#define POLL_EVERY_TASKS 64
+/* While tasks keep the run queue busy, the clock is read every
+ * POLL_CHECK tasks run, and I/O and timers are polled once POLL_EVERY_NS
+ * have passed, also in the middle of a long round. */
+#define POLL_CHECK 16
 #define POLL_EVERY_NS 100000
 
 static struct {
@@ -27,6 +29,8 @@ static struct {
   gl_coro co;             /* the hub's own coroutine */
   gl_task *current;       /* NULL while the hub itself runs */
   gl_task *head, *tail;   /* the run queue */
+  gl_task *ioh, *iot;     /* woken by loop callbacks since the last poll */
+  gl_task *iofront;       /* the last spliced task not run yet, or NULL */
   gl_task *live_head, *live_tail;
   size_t live;
   uint64_t next_id;
@@ -181,15 +185,20 @@ void gl_timer_stop(gl_timer *t) {
   if (i == 0) arm();
 }
 
-static void on_uvtimer(uv_timer_t *h) {
+/* Runs the callbacks of the timers that are due, in deadline order. */
+static void expire(void) {
   uint64_t now = uv_hrtime();
-  GL_UNUSED(h);
-  H.armed = 0;
   while (H.nheap > 0 && H.heap[0]->due <= now) {
     gl_timer *t = H.heap[0];
     gl_timer_stop(t);
     t->cb(t);
   }
+}
+
+static void on_uvtimer(uv_timer_t *h) {
+  GL_UNUSED(h);
+  H.armed = 0;
+  expire();
   arm();
 }
 /* }====== */
@@ -202,12 +211,46 @@ static void push(gl_task *t) {
   H.tail = t;
 }
 
+/* Tasks woken by loop callbacks (timers, I/O) run before the rest of the
+ * round that was under way, in the order they were woken: a sleeper whose
+ * deadline passed during a long round of other work is not made to wait
+ * for its end. */
+static void pushio(gl_task *t) {
+  t->next = NULL;
+  if (H.iot) H.iot->next = t; else H.ioh = t;
+  H.iot = t;
+}
+
+static void splice(void) {
+  if (H.ioh == NULL) return;
+  if (H.iofront != NULL) {  /* behind those woken earlier, not run yet */
+    H.iot->next = H.iofront->next;
+    H.iofront->next = H.ioh;
+    if (H.tail == H.iofront) H.tail = H.iot;
+  } else {
+    H.iot->next = H.head;
+    H.head = H.ioh;
+    if (H.tail == NULL) H.tail = H.iot;
+  }
+  H.iofront = H.iot;
+  H.ioh = H.iot = NULL;
+}
+
+/* Runs the loop once without blocking (mid-round) or blocking until
+ * something happens.  What it woke waits in the io list for splice. */
+static void poll(uv_run_mode mode) {
+  H.ran = 0;
+  uv_run(H.loop, mode);
+  H.polled = uv_hrtime();
+}
+
 static gl_task *pop(void) {
   gl_task *t = H.head;
   if (t != NULL) {
     H.head = t->next;
     if (H.head == NULL) H.tail = NULL;
     t->next = NULL;
+    if (t == H.iofront) H.iofront = NULL;
   }
   return t;
 }
@@ -399,22 +442,19 @@ static void hub_main(gl_coro *co) {
       do {  /* one round: the tasks ready when it began */
         t = pop();
         runtask(t);
-        H.ran++;
-      } while (t != last);
-      if (H.head != NULL) {
-        uint64_t now = uv_hrtime();
-        if (H.ran >= POLL_EVERY_TASKS || now - H.polled >= POLL_EVERY_NS) {
+        if (H.nheap > 0 && uv_hrtime() >= H.heap[0]->due)
+          expire();  /* a deadline passed while tasks ran: serve it now */
+        if (++H.ran >= POLL_CHECK) {
           H.ran = 0;
-          H.polled = now;
-          uv_run(H.loop, UV_RUN_NOWAIT);
+          if (uv_hrtime() - H.polled >= POLL_EVERY_NS) poll(UV_RUN_NOWAIT);
         }
-        continue;
-      }
+        splice();  /* once, so batches woken earlier stay ahead */
+      } while (t != last);
+      if (H.head != NULL) continue;
     }
-    H.ran = 0;
     if (!uv_loop_alive(H.loop)) deadlock();
-    uv_run(H.loop, UV_RUN_ONCE);
-    H.polled = uv_hrtime();
+    poll(UV_RUN_ONCE);
+    splice();
   }
 }
 /* }====== */
@@ -453,11 +493,15 @@ void gl_hub_wake(gl_waiter *w, int status) {
   w->status = status;
   t->waiter = NULL;
   t->state = GL_TASK_READY;
-  push(t);
-  /* Woken by a callback inside uv_run (the hub runs no task): make the
-   * loop poll without blocking and return, or a timer that ran before the
-   * poll would leave its task waiting for the next event. */
-  if (H.current == NULL) uv_stop(H.loop);
+  if (H.current != NULL) {
+    push(t);
+  } else {
+    /* Woken by a callback inside uv_run (the hub runs no task): make the
+     * loop poll without blocking and return, or a timer that ran before
+     * the poll would leave its task waiting for the next event. */
+    pushio(t);
+    uv_stop(H.loop);
+  }
 }
 
 int gl_hub_yield(void) {
