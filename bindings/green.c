@@ -119,8 +119,6 @@ static void newgreenletexit(lua_State *L) {
   lua_pushliteral(L, "green.GreenletExit");
   lua_setfield(L, -2, "__name");
   lua_setmetatable(L, -2);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, gl_greenletexit_key);
 }
 
 /* Loader of an embedded Lua part: runs the chunk with the green table. */

@@ -6,7 +6,7 @@
 #include "lauxgl.h"
 
 static gl_green *checkgreen(lua_State *L, int i) {
-  return luaL_checkudata(L, i, GL_GREEN_TYPE);
+  return glL_checkudatap(L, i, gl_green_mt, GL_GREEN_TYPE);
 }
 
 /* Waits until g ended or the timeout elapsed; raises a pending interrupt.
@@ -55,7 +55,7 @@ static int greenthread_kill(lua_State *L) {
   uint64_t timeout = glL_opttimeout(L, 4);
   lua_settop(L, 2);
   if (lua_isnil(L, 2)) {
-    lua_getfield(L, LUA_REGISTRYINDEX, gl_greenletexit_key);
+    gl_green_pushexit(L);
     lua_replace(L, 2);
   }
   if (g->ended) return 0;
@@ -197,6 +197,7 @@ static const luaL_Reg greenthread_methods[] = {
 int luaopen_green_greenthread(lua_State *L);
 int luaopen_green_greenthread(lua_State *L) {
   luaL_newmetatable(L, GL_GREEN_TYPE);
+  glL_setmtkey(L, &gl_green_mt);
   lua_newtable(L);
   luaL_setfuncs(L, greenthread_methods, 0);
   lua_pushcclosure(L, greenthread_index, 1);

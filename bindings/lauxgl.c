@@ -49,6 +49,22 @@ void glL_setconstructor(lua_State *L, const char *name, lua_CFunction ctor,
   lua_setfield(L, -2, name);
 }
 
+void glL_setmtkey(lua_State *L, const void **mt) {
+  *mt = lua_topointer(L, -1);
+}
+
+void *glL_checkudatap(lua_State *L, int arg, const void *mt,
+                      const char *tname) {
+  void *p = lua_touserdata(L, arg);
+  if (p != NULL && lua_getmetatable(L, arg)) {
+    int same = lua_topointer(L, -1) == mt;
+    lua_pop(L, 1);
+    if (same) return p;
+  }
+  luaL_typeerror(L, arg, tname);
+  return NULL;
+}
+
 gl_green *glL_current(lua_State *L) {
   GL_UNUSED(L);
   return gl_green_current();

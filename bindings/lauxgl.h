@@ -33,6 +33,17 @@ void glL_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
 void glL_setconstructor(lua_State *L, const char *name, lua_CFunction ctor,
                         const luaL_Reg *statics);
 
+/* Remembers in *mt the metatable on top of the stack (which must stay
+ * alive: luaL_newmetatable keeps it), for glL_checkudatap. */
+void glL_setmtkey(lua_State *L, const void **mt);
+
+/* luaL_checkudata for hot paths: compares the metatable with the one
+ * remembered in mt instead of looking it up by name (a registry lookup
+ * costs hundreds of instructions with many greenthreads referenced).
+ * Lua's collector never moves a table, so the address identifies it. */
+void *glL_checkudatap(lua_State *L, int arg, const void *mt,
+                      const char *tname);
+
 /* Pushes a new green.Timeout value for `seconds` (bindings/timeout.c). */
 void glL_pushtimeout(lua_State *L, double seconds);
 

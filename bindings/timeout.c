@@ -18,8 +18,10 @@ typedef struct gl_timeout {
   int pending;             /* started, not yet fired nor cancelled */
 } gl_timeout;
 
+static const void *timeout_mt;
+
 static gl_timeout *checktimeout(lua_State *L, int i) {
-  return luaL_checkudata(L, i, TIMEOUT_TYPE);
+  return glL_checkudatap(L, i, timeout_mt, TIMEOUT_TYPE);
 }
 
 static void unlink(gl_timeout *t) {
@@ -186,6 +188,7 @@ static const luaL_Reg timeout_statics[] = {
 int luaopen_green_timeout(lua_State *L);
 int luaopen_green_timeout(lua_State *L) {
   luaL_newmetatable(L, TIMEOUT_TYPE);
+  glL_setmtkey(L, &timeout_mt);
   lua_newtable(L);
   luaL_setfuncs(L, timeout_methods, 0);
   lua_pushcclosure(L, timeout_index, 1);

@@ -14,8 +14,15 @@
 
 #include "gl.h"
 
-#define INTR_KEY "green.intr"     /* cause (light userdata) -> value */
-const char gl_greenletexit_key[] = "green.GreenletExit";
+/* What the runtime keeps lives in fixed slots of hubL, a Lua thread no
+ * greenthread runs on: reaching them costs no registry lookup. */
+enum {
+  SLOT_POOL = 1,   /* finished greenthreads' Lua threads, an array */
+  SLOT_INTR,       /* interrupt cause (light userdata) -> value it raises */
+  SLOT_EXIT,       /* the GreenletExit value */
+  SLOT_MT          /* the greenthread metatable */
+};
+const void *gl_green_mt;
 
 /* Values of a greenthread's userdata.  The function and its arguments wait
  * in the last ones until it starts; what it ends with (values or error)
@@ -23,10 +30,17 @@ const char gl_greenletexit_key[] = "green.GreenletExit";
 enum { UV_THREAD = 1, UV_NAME, UV_LINKS, UV_TRACE, UV_RESULT, UV_FN };
 
 /* Finished greenthreads give their Lua thread back for the next ones. */
-#define POOL_KEY "green.threads"
 #define POOL_MAX 1024
+static lua_Integer npool;  /* threads in the pool table */
 
-static lua_State *hubL;    /* a Lua thread for reports made on the hub */
+static lua_State *hubL;    /* the runtime's slots, and reports on the hub */
+
+static void pushslot(lua_State *L, int slot) {
+  lua_pushvalue(hubL, slot);
+  lua_xmove(hubL, L, 1);
+}
+
+void gl_green_pushexit(lua_State *L) { pushslot(L, SLOT_EXIT); }
 static gl_green *maing;
 
 void (*gl_green_end_hook)(lua_State *L, gl_green *g);
@@ -61,7 +75,7 @@ static void pushpending(lua_State *L, gl_green *g) {
   gl_intr *cause = gl_hub_take_interrupt(&g->task);
   GL_ASSERT(cause != NULL);
   luaL_checkstack(L, 4, NULL);
-  lua_getfield(L, LUA_REGISTRYINDEX, INTR_KEY);
+  pushslot(L, SLOT_INTR);
   lua_pushlightuserdata(L, cause);
   lua_rawget(L, -2);
   lua_pushlightuserdata(L, cause);
@@ -81,7 +95,7 @@ int gl_green_raise(lua_State *L) {
 
 void gl_green_setcause(lua_State *L, gl_intr *cause, int idx) {
   idx = lua_absindex(L, idx);
-  lua_getfield(L, LUA_REGISTRYINDEX, INTR_KEY);
+  pushslot(L, SLOT_INTR);
   lua_pushlightuserdata(L, cause);
   lua_pushvalue(L, idx);
   lua_rawset(L, -3);
@@ -95,7 +109,7 @@ void gl_green_interrupt(lua_State *L, gl_green *g, gl_intr *cause, int idx) {
 }
 
 void gl_green_forget(lua_State *L, gl_intr *cause) {
-  lua_getfield(L, LUA_REGISTRYINDEX, INTR_KEY);
+  pushslot(L, SLOT_INTR);
   lua_pushlightuserdata(L, cause);
   lua_pushnil(L);
   lua_rawset(L, -3);
@@ -116,7 +130,7 @@ static const char *name_of(gl_green *g) {
 static int msgh(lua_State *L) {
   gl_green *g = gl_green_current();
   const char *msg;
-  lua_getfield(L, LUA_REGISTRYINDEX, gl_greenletexit_key);
+  pushslot(L, SLOT_EXIT);
   if (lua_rawequal(L, 1, -1)) return 1;  /* killed: nothing to report */
   lua_pop(L, 1);
   msg = lua_tostring(L, 1);
@@ -155,31 +169,29 @@ static void report(gl_green *g) {
 static lua_State *takethread(void) {
   lua_State *T;
   lua_Integer n;
-  lua_getfield(hubL, LUA_REGISTRYINDEX, POOL_KEY);
-  n = (lua_Integer)lua_rawlen(hubL, -1);
+  n = npool;
   if (n > 0) {
-    lua_rawgeti(hubL, -1, n);
+    lua_rawgeti(hubL, SLOT_POOL, n);
     lua_pushnil(hubL);
-    lua_rawseti(hubL, -3, n);
+    lua_rawseti(hubL, SLOT_POOL, n);
+    npool--;
   } else {
     lua_newthread(hubL);
   }
   T = lua_tothread(hubL, -1);
-  lua_remove(hubL, -2);
   return T;  /* still on hubL's stack: the caller anchors it */
 }
 
 static void givethread(lua_State *T) {
   lua_Integer n;
   lua_settop(T, 0);
-  lua_getfield(hubL, LUA_REGISTRYINDEX, POOL_KEY);
-  n = (lua_Integer)lua_rawlen(hubL, -1);
+  n = npool;
   if (n < POOL_MAX) {
     lua_pushthread(T);
     lua_xmove(T, hubL, 1);
-    lua_rawseti(hubL, -2, n + 1);
+    lua_rawseti(hubL, SLOT_POOL, n + 1);
+    npool++;
   }
-  lua_pop(hubL, 1);
 }
 
 /* Runs after the body: records the outcome, wakes joiners, starts links
@@ -187,7 +199,7 @@ static void givethread(lua_State *T) {
 static void finish(gl_green *g, int status) {
   lua_State *L = g->L;
   if (status != LUA_OK) {
-    lua_getfield(L, LUA_REGISTRYINDEX, gl_greenletexit_key);
+    pushslot(L, SLOT_EXIT);
     g->failed = !lua_rawequal(L, -1, -2);
     lua_pop(L, 1);
     if (g->failed) report(g);
@@ -260,7 +272,8 @@ gl_green *gl_green_spawn(lua_State *L, int nargs, uint64_t delay_ns) {
   luaL_checkstack(L, 2, NULL);
   g = lua_newuserdatauv(L, sizeof *g, UV_FN + nargs);
   memset(g, 0, sizeof *g);
-  luaL_setmetatable(L, GL_GREEN_TYPE);
+  pushslot(L, SLOT_MT);
+  lua_setmetatable(L, -2);
   lua_insert(L, -(nargs + 2));             /* ud fn args... */
   for (i = UV_FN + nargs; i >= UV_FN; i--)
     lua_setiuservalue(L, -(i - UV_FN + 2), i);
@@ -326,18 +339,21 @@ void gl_runtime_open(lua_State *L) {
     unsigned long long n = strtoull(env, &end, 10);
     if (*end == '\0') gl_hub_private_stacks((size_t)n);
   }
-  lua_newtable(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, INTR_KEY);
-  lua_newtable(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, POOL_KEY);
-  luaL_requiref(L, "green", luaopen_green, 1);  /* metatables, preloads */
-  lua_pop(L, 1);
   hubL = lua_newthread(L);
   luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(hubL);                    /* SLOT_POOL */
+  lua_newtable(hubL);                    /* SLOT_INTR */
+  luaL_requiref(L, "green", luaopen_green, 1);  /* metatables, preloads */
+  lua_getfield(L, -1, "GreenletExit");
+  lua_xmove(L, hubL, 1);                 /* SLOT_EXIT */
+  luaL_getmetatable(L, GL_GREEN_TYPE);
+  lua_xmove(L, hubL, 1);                 /* SLOT_MT */
+  lua_pop(L, 1);
   /* The main greenthread: the running context and the main Lua thread. */
   g = lua_newuserdatauv(L, sizeof *g, UV_FN);
   memset(g, 0, sizeof *g);
-  luaL_setmetatable(L, GL_GREEN_TYPE);
+  pushslot(L, SLOT_MT);
+  lua_setmetatable(L, -2);
   lua_pushthread(L);
   lua_setiuservalue(L, -2, UV_THREAD);
   g->L = L;

@@ -35,6 +35,9 @@ typedef struct gl_green {
 
 #define GL_GREEN_TYPE "green.Greenthread"
 
+/* The greenthread metatable (set by bindings/greenthread.c). */
+extern const void *gl_green_mt;
+
 /* Opens the runtime in the main state L: the hub on libuv's default loop,
  * the main greenthread (the running context), `green` in package.preload
  * and as a global.  Call once, from main, before running any script. */
@@ -84,7 +87,7 @@ void gl_green_forget(lua_State *L, gl_intr *cause);
 /* Opens the green module (bindings/green.c). */
 int luaopen_green(lua_State *L);
 
-/* The registry key of the GreenletExit value. */
-extern const char gl_greenletexit_key[];
+/* Pushes the GreenletExit value. */
+void gl_green_pushexit(lua_State *L);
 
 #endif
