@@ -697,7 +697,9 @@ static int writewait(glS_stream *s, const char *p, size_t n,
   h->wwait = 1;
   rc = gl_waitq_wait(&s->waitq, &w, timeout);
   if (rc == GL_OK) *status = (int)w.n;
-  else h->wwait = 0;  /* the write stays in flight, abandoned */
+  else if (rc != GL_ECLOSED && s->state != GLS_CLOSED)
+    h->wwait = 0;  /* the write stays in flight, abandoned */
+  /* closed: h belongs to libuv's close callback, which may have run */
   return rc;
 }
 
@@ -840,11 +842,11 @@ int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
     w.data = &h->creq;
     h->cwait = 1;
     *rc = gl_waitq_wait(&s->waitq, &w, timeout);
-    h->cwait = 0;
-    if (s->state == GLS_CLOSED) {
+    if (s->state == GLS_CLOSED) {  /* h may be freed already */
       if (*rc == GL_OK) *rc = GL_ECLOSED;
       return UV_ECANCELED;
     }
+    h->cwait = 0;
     e = *rc == GL_OK ? (int)w.n : UV_ECANCELED;
   }
   if (e == 0) {
