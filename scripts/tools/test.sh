@@ -31,10 +31,12 @@ ctests() {  # ctests DIR
   passed=$((passed + total - fails)); failed=$((failed + fails))
 }
 
-specs() {  # specs DIR [LABEL]
-  echo "== busted specs ($1${2:+, $2})"
-  GREENLUA="$PWD/$1/greenlua" timeout 1800 "$1/greenlua" /usr/bin/busted \
-    -o utfTerminal spec >"$log/busted" 2>&1
+specs() {  # specs DIR [LABEL [SPEC...]]
+  local dir=$1 label=${2:-}
+  shift; shift 2>/dev/null
+  echo "== busted specs ($dir${label:+, $label})"
+  GREENLUA="$PWD/$dir/greenlua" timeout 1800 "$dir/greenlua" /usr/bin/busted \
+    -o utfTerminal "${@:-spec}" >"$log/busted" 2>&1
   grep -vE '^[+●◼✱-]*$' "$log/busted" | tail -60
   local line s f e
   line=$(grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' \
@@ -69,6 +71,10 @@ for cfg in "build Release" "build-asan Asan"; do
       # copied out and back at nearly every switch; anything that points
       # into a displaced stack corrupts memory and fails a spec.
       GREENLUA_PRIVATE_STACKS=0 specs "$1" "all stacks shared"
+      # Stress: every socket read and write moves one byte, so that every
+      # call parks and every partial path runs.
+      GREENLUA_IO_ONEBYTE=1 specs "$1" "one-byte I/O" spec/socket_*_spec.lua \
+        spec/server_spec.lua spec/examples_net_spec.lua
     fi
   else
     echo "build $2 failed"; failed=$((failed + 1))
