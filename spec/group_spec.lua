@@ -3,26 +3,8 @@
 
 local green = require "green"
 
--- Runs f(...) and returns the error it raises; fails if it raises none.
-local function errorof(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
-
--- Asserts that f raises a message containing `text` (plain).
-local function raises(text, f)
-  local err = tostring(errorof(f))
-  assert(err:find(text, 1, true),
-    ("expected an error containing %q, got %q"):format(text, err))
-end
-
--- Collects what a generic-for iterator yields.
-local function collect(...)
-  local out = {}
-  for v in ... do out[#out + 1] = v end
-  return out
-end
+local h = require "spec.helpers"
+local errorof, raises, collect = h.errorof, h.raises, h.collect
 
 -- fn for the map family: sleeps longer for smaller x, returns x * 10.
 local function slow(x)

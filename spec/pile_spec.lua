@@ -3,19 +3,8 @@
 
 local green = require "green"
 
--- Runs f(...) and returns the error it raises; fails if it raises none.
-local function errorof(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return err
-end
-
--- Asserts that f raises a message containing `text` (plain).
-local function raises(text, f)
-  local err = tostring(errorof(f))
-  assert(err:find(text, 1, true),
-    ("expected an error containing %q, got %q"):format(text, err))
-end
+local h = require "spec.helpers"
+local errorof, raises = h.errorof, h.raises
 
 local function collect(...)
   local out = {}

@@ -1,0 +1,28 @@
+-- Helpers shared by the specs: errors, iterators, child processes.
+-- Load with `local h = require "spec.helpers"` (busted runs from the
+-- repository root).
+local assert = require "luassert"  -- busted's assert is not global here
+local h = {}
+
+-- Runs f(...) and returns the error it raises; fails if it raises none.
+function h.errorof(f, ...)
+  local ok, err = pcall(f, ...)
+  assert.is_false(ok, "expected an error")
+  return err
+end
+
+-- Asserts that f raises a message containing `text` (plain).
+function h.raises(text, f)
+  local err = tostring(h.errorof(f))
+  assert(err:find(text, 1, true),
+    ("expected an error containing %q, got %q"):format(text, err))
+end
+
+-- Collects what a generic-for iterator yields.
+function h.collect(...)
+  local out = {}
+  for v in ... do out[#out + 1] = v end
+  return out
+end
+
+return h
