@@ -31,6 +31,7 @@ static struct {
   gl_task *head, *tail;   /* the run queue */
   gl_task *ioh, *iot;     /* woken by loop callbacks since the last poll */
   gl_task *iofront;       /* the last spliced task not run yet, or NULL */
+  int inrun;              /* the hub is inside uv_run */
   gl_task *live_head, *live_tail;
   size_t live;
   uint64_t next_id;
@@ -240,7 +241,9 @@ static void splice(void) {
  * something happens.  What it woke waits in the io list for splice. */
 static void poll(uv_run_mode mode) {
   H.ran = 0;
+  H.inrun = 1;
   uv_run(H.loop, mode);
+  H.inrun = 0;
   H.polled = uv_hrtime();
 }
 
@@ -496,11 +499,14 @@ void gl_hub_wake(gl_waiter *w, int status) {
   if (H.current != NULL) {
     push(t);
   } else {
-    /* Woken by a callback inside uv_run (the hub runs no task): make the
-     * loop poll without blocking and return, or a timer that ran before
-     * the poll would leave its task waiting for the next event. */
+    /* Woken on the hub (a libuv callback, or a deadline the hub expired
+     * itself): inside uv_run, make the loop poll without blocking and
+     * return, or a timer that ran before the poll would leave its task
+     * waiting for the next event. */
     pushio(t);
-    uv_stop(H.loop);
+    /* Only inside uv_run: a stop requested outside it would make the next
+     * uv_run return at once without polling at all. */
+    if (H.inrun) uv_stop(H.loop);
   }
 }
 
