@@ -39,12 +39,7 @@ static int doconnect(lua_State *L, glS_stream *s, const char *host,
     return glS_fail(L, UV_EINVAL);
   n = glS_resolve(host, port, SOCK_STREAM, addrs, MAXADDRS, &s->waitq,
                   glS_remaining(deadline), &rc, &err);
-  if (s->state == GLS_CLOSED) {
-    glL_raisepending(L, rc);
-    return glL_fail(L, "closed");
-  }
-  glL_raisepending(L, rc);
-  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+  if (glS_parked(L, s, rc) > 0) return 2;
   if (n == 0) return glS_fail(L, err);
   err = UV_EAFNOSUPPORT;
   for (i = 0; i < n; i++) {
@@ -63,12 +58,7 @@ static int doconnect(lua_State *L, glS_stream *s, const char *host,
       lua_pushboolean(L, 1);
       return 1;
     }
-    if (s->state == GLS_CLOSED) {
-      glL_raisepending(L, rc);
-      return glL_fail(L, "closed");
-    }
-    glL_raisepending(L, rc);
-    if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+    if (glS_parked(L, s, rc) > 0) return 2;
     if (bound) break;
   }
   return glS_fail(L, err);
@@ -109,13 +99,7 @@ static int dobind(glS_stream *s, const char *host, int port, int *rc) {
 
 /* Turns dobind's results into Lua's. */
 static int bindresult(lua_State *L, glS_stream *s, int e, int rc) {
-  if (s->state == GLS_CLOSED) {
-    glL_raisepending(L, rc);
-    return glL_fail(L, "closed");
-  }
-  glL_raisepending(L, rc);
-  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
-  return glS_fail(L, e);
+  return glS_parked(L, s, rc) > 0 ? 2 : glS_fail(L, e);
 }
 
 /* s:connect(host, port) -> true | nil, err */

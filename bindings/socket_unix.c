@@ -43,13 +43,7 @@ static int unix_connect(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (s->state == GLS_CLOSED) {
-    glL_raisepending(L, rc);
-    return glL_fail(L, "closed");
-  }
-  glL_raisepending(L, rc);
-  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
-  return glS_fail(L, err);
+  return glS_parked(L, s, rc) > 0 ? 2 : glS_fail(L, err);
 }
 
 /* s:bind(path) -> true | nil, err.  An existing file at path is an

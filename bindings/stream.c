@@ -105,6 +105,13 @@ int glS_fail(lua_State *L, int err) {
   return glL_fail(L, glS_strerror(err, buf, sizeof buf));
 }
 
+int glS_parked(lua_State *L, glS_stream *s, int rc) {
+  glL_raisepending(L, rc);
+  if (s->state == GLS_CLOSED) return glL_fail(L, "closed");
+  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+  return 0;
+}
+
 int glS_checkport(lua_State *L, int arg) {
   lua_Integer p = luaL_checkinteger(L, arg);
   luaL_argcheck(L, p >= 0 && p <= 65535, arg, "port out of range");

@@ -176,4 +176,9 @@ extern char glS_scratch[65536];
 extern int glS_onebyte;
 /* }====== */
 
+/* After a parked socket call: raises a pending interrupt, else pushes
+ * nil, "closed" if the socket was closed meanwhile or nil, "timeout" if
+ * rc says so, and returns 2; returns 0 when the call may go on. */
+int glS_parked(lua_State *L, glS_stream *s, int rc);
+
 #endif
