@@ -4,17 +4,8 @@
 local BIN = os.getenv("GREENLUA") or "build/greenlua"
 local FIX = "spec/fixtures/"
 
--- Quotes s for the shell.
-local function q(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local h = require "spec.helpers"
+local q, slurp = h.q, h.slurp
 
 -- Runs `greenlua <args>` and returns its stdout, stderr and exit status.
 -- opts.env is a prefix of VAR=value words, opts.stdin a shell command whose

@@ -4,17 +4,8 @@
 local BIN = os.getenv("GREENLUA") or "build/greenlua"
 local DIR = "scripts/examples/"
 
--- Quotes s for the shell.
-local function q(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local h = require "spec.helpers"
+local q, slurp = h.q, h.slurp
 
 -- Runs an example and returns its stdout, stderr and exit status.
 local function run(name)

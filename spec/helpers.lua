@@ -25,4 +25,20 @@ function h.collect(...)
   return out
 end
 
+-- Quotes s for the shell.
+function h.q(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- The whole content of a file.
+function h.slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- The greenlua binary under test.
+h.BIN = os.getenv("GREENLUA") or "build/greenlua"
+
 return h

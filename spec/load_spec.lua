@@ -24,16 +24,8 @@ local FDS = fdlimit()
 local MARGIN = 64
 local conns = math.min(CONNS, (FDS - MARGIN) // 2)
 
-local function q(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local h = require "spec.helpers"
+local q, slurp = h.q, h.slurp
 
 -- A deterministic string of n bytes of every value, different for each
 -- seed (so that a byte delivered to the wrong connection shows).

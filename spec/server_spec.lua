@@ -6,17 +6,8 @@ local socket = green.socket
 
 local BIN = os.getenv("GREENLUA") or "build/greenlua"
 
--- Quotes s for the shell.
-local function q(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local h = require "spec.helpers"
+local q, slurp = h.q, h.slurp
 
 -- Runs Lua source `src` as a child greenlua script; returns its stdout,
 -- stderr and exit status.  (io.popen blocks the hub: only for children
