@@ -4,8 +4,8 @@
 local BIN = os.getenv("GREENLUA") or "build/greenlua"
 local FIX = "spec/fixtures/"
 
-local h = require "spec.helpers"
-local q, slurp = h.q, h.slurp
+local helpers = require "spec.helpers"
+local q, slurp = helpers.q, helpers.slurp
 
 -- Runs `greenlua <args>` and returns its stdout, stderr and exit status.
 -- opts.env is a prefix of VAR=value words, opts.stdin a shell command whose

@@ -4,8 +4,8 @@
 local BIN = os.getenv("GREENLUA") or "build/greenlua"
 local DIR = "scripts/examples/"
 
-local h = require "spec.helpers"
-local q, slurp = h.q, h.slurp
+local helpers = require "spec.helpers"
+local q, slurp = helpers.q, helpers.slurp
 
 -- Runs an example and returns its stdout, stderr and exit status.
 local function run(name)

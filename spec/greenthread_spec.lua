@@ -4,8 +4,8 @@
 
 local green = require "green"
 
-local h = require "spec.helpers"
-local errorof, raises = h.errorof, h.raises
+local helpers = require "spec.helpers"
+local errorof, raises = helpers.errorof, helpers.raises
 
 describe("green.spawn", function()
   it("only schedules: fn runs once the caller yields", function()

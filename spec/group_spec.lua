@@ -3,8 +3,8 @@
 
 local green = require "green"
 
-local h = require "spec.helpers"
-local errorof, raises, collect = h.errorof, h.raises, h.collect
+local helpers = require "spec.helpers"
+local errorof, raises, collect = helpers.errorof, helpers.raises, helpers.collect
 
 -- fn for the map family: sleeps longer for smaller x, returns x * 10.
 local function slow(x)

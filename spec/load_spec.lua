@@ -24,8 +24,8 @@ local FDS = fdlimit()
 local MARGIN = 64
 local conns = math.min(CONNS, (FDS - MARGIN) // 2)
 
-local h = require "spec.helpers"
-local q, slurp = h.q, h.slurp
+local helpers = require "spec.helpers"
+local q, slurp = helpers.q, helpers.slurp
 
 -- A deterministic string of n bytes of every value, different for each
 -- seed (so that a byte delivered to the wrong connection shows).

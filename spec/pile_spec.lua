@@ -3,8 +3,8 @@
 
 local green = require "green"
 
-local h = require "spec.helpers"
-local errorof, raises = h.errorof, h.raises
+local helpers = require "spec.helpers"
+local errorof, raises = helpers.errorof, helpers.raises
 
 local function collect(...)
   local out = {}

@@ -4,8 +4,8 @@
 
 local green = require "green"
 
-local h = require "spec.helpers"
-local errorof, raises = h.errorof, h.raises
+local helpers = require "spec.helpers"
+local raises = helpers.raises
 
 -- A fn that counts how many of its calls run at once, in t.most.
 local function counter()

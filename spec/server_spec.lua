@@ -6,8 +6,8 @@ local socket = green.socket
 
 local BIN = os.getenv("GREENLUA") or "build/greenlua"
 
-local h = require "spec.helpers"
-local q, slurp = h.q, h.slurp
+local helpers = require "spec.helpers"
+local q, slurp = helpers.q, helpers.slurp
 
 -- Runs Lua source `src` as a child greenlua script; returns its stdout,
 -- stderr and exit status.  (io.popen blocks the hub: only for children

@@ -3,6 +3,7 @@
 local green = require "green"
 
 print("1. Three greenthreads interleave; each blocks in green.sleep:")
+local T0 = green.now()
 local function worker(name, n, pause)
   for i = 1, n do
     print(("   %-6s step %d  (t=%.2f s)"):format(name, i, green.now() - T0))
@@ -10,7 +11,6 @@ local function worker(name, n, pause)
   end
   return name .. " done"
 end
-T0 = green.now()
 local ws = {green.spawn(worker, "alpha", 3, 0.03), green.spawn(worker, "beta", 2, 0.05),
             green.spawn(worker, "gamma", 4, 0.02)}
 green.joinall(ws)
