@@ -32,6 +32,7 @@ static struct {
   gl_task *ioh, *iot;     /* woken by loop callbacks since the last poll */
   gl_task *iofront;       /* the last spliced task not run yet, or NULL */
   int inrun;              /* the hub is inside uv_run */
+  unsigned round;         /* counts rounds, for the fairness of pushio */
   gl_task *live_head, *live_tail;
   size_t live;
   uint64_t next_id;
@@ -215,8 +216,19 @@ static void push(gl_task *t) {
 /* Tasks woken by loop callbacks (timers, I/O) run before the rest of the
  * round that was under way, in the order they were woken: a sleeper whose
  * deadline passed during a long round of other work is not made to wait
- * for its end. */
+ * for its end.  The hub expires due deadlines itself after every task,
+ * so a task in a loop of tiny sleeps would be woken and put ahead every
+ * time and starve the rest of the round: such wakes (outside uv_run) put
+ * a task ahead once a round, then at the back (test_hub's fd case).  I/O
+ * wakes come at most once per POLL_CHECK tasks and always go ahead. */
 static void pushio(gl_task *t) {
+  if (!H.inrun) {
+    if (t->fronted == H.round) {
+      push(t);
+      return;
+    }
+    t->fronted = H.round;
+  }
   t->next = NULL;
   if (H.iot) H.iot->next = t; else H.ioh = t;
   H.iot = t;
@@ -440,6 +452,7 @@ static void hub_main(gl_coro *co) {
   GL_UNUSED(co);
   for (;;) {
     gl_task *last = H.tail;
+    H.round++;
     if (last != NULL) {
       gl_task *t;
       do {  /* one round: the tasks ready when it began */

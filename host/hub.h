@@ -61,6 +61,7 @@ struct gl_task {
   uint64_t id;
   int state;
   int started;
+  unsigned fronted;       /* the hub round it last ran ahead of others in */
   const char *name;       /* NULL: "greenthread-<id>" (gl_task_name) */
   gl_waiter box;          /* where its waiter moves while displaced */
   gl_waiter *home;        /* where the waiter was, to move it back */
