@@ -2,12 +2,8 @@
 -- with timeouts, kills and green.Timeout.
 local green = require "green"
 
--- Calls fn, which must raise, and returns the error value.
-local function errorof(fn)
-  assert.has_error(fn)
-  local _, err = pcall(fn)
-  return err
-end
+local helpers = require "spec.helpers"
+local errorof = helpers.errorof  -- the error value fn raises
 
 describe("green.AsyncResult", function()
   it("starts not ready, without value or error", function()

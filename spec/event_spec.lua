@@ -2,11 +2,11 @@
 -- green.Timeout interrupting a waiter.
 local green = require "green"
 
+local helpers = require "spec.helpers"
+
 -- Calls fn, which must raise, and returns the message.
 local function errorof(fn)
-  assert.has_error(fn)
-  local _, err = pcall(fn)
-  return tostring(err)
+  return tostring(helpers.errorof(fn))
 end
 
 describe("green.Event", function()
