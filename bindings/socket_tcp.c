@@ -174,12 +174,7 @@ static const luaL_Reg socket_funcs[] = {
 
 int luaopen_green_socket_tcp(lua_State *L);
 int luaopen_green_socket_tcp(lua_State *L) {
-  glS_init();
-  glL_newclass(L, GLS_TCP_TYPE, glS_stream_methods, glS_stream_meta);
-  lua_getfield(L, -1, "__index");
-  luaL_setfuncs(L, tcp_methods, 0);
-  lua_pop(L, 2);
-  glS_pushsockets(L);
+  glS_newstreamclass(L, GLS_TCP_TYPE, tcp_methods);
   luaL_setfuncs(L, socket_funcs, 0);
   lua_pop(L, 1);
   return 0;

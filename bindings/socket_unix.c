@@ -85,12 +85,7 @@ static const luaL_Reg unix_methods[] = {
 
 int luaopen_green_socket_unix(lua_State *L);
 int luaopen_green_socket_unix(lua_State *L) {
-  glS_init();
-  glL_newclass(L, GLS_UNIX_TYPE, glS_stream_methods, glS_stream_meta);
-  lua_getfield(L, -1, "__index");
-  luaL_setfuncs(L, unix_methods, 0);
-  lua_pop(L, 2);
-  glS_pushsockets(L);
+  glS_newstreamclass(L, GLS_UNIX_TYPE, unix_methods);
   lua_pushcfunction(L, socket_unix);
   lua_setfield(L, -2, "unix");
   lua_pop(L, 1);

@@ -105,6 +105,16 @@ int glS_fail(lua_State *L, int err) {
   return glL_fail(L, glS_strerror(err, buf, sizeof buf));
 }
 
+void glS_newstreamclass(lua_State *L, const char *tname,
+                        const luaL_Reg *methods) {
+  glS_init();
+  glL_newclass(L, tname, glS_stream_methods, glS_stream_meta);
+  lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, methods, 0);
+  lua_pop(L, 2);
+  glS_pushsockets(L);
+}
+
 int glS_parked(lua_State *L, glS_stream *s, int rc) {
   glL_raisepending(L, rc);
   if (s->state == GLS_CLOSED) return glL_fail(L, "closed");

@@ -181,4 +181,10 @@ extern int glS_onebyte;
  * rc says so, and returns 2; returns 0 when the call may go on. */
 int glS_parked(lua_State *L, glS_stream *s, int rc);
 
+/* Makes the metatable of a stream socket kind: the shared stream methods
+ * plus `methods`; then pushes the green.socket table, for the caller to
+ * add its constructors to. */
+void glS_newstreamclass(lua_State *L, const char *tname,
+                        const luaL_Reg *methods);
+
 #endif
