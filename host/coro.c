@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gl.h"
+#include "heap.h"
 
 #if GL_ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -145,6 +146,7 @@ int gl_coro_activate(gl_coro *co) {
     GL_ASSERT(sp >= s->base && sp <= top && occ->saved == NULL);
     occ->saved = malloc(n > 0 ? n : 1);
     if (occ->saved == NULL) return -1;
+    gl_heap_watch();  /* before the copy first touches fresh heap */
     memcpy(occ->saved, sp, n);
     occ->nsaved = n;
   }

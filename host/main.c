@@ -18,6 +18,7 @@
 #include "ctx.h"
 #include "gl.h"
 #include "green.h"
+#include "heap.h"
 #include "hub.h"
 
 #ifndef GL_VERSION
@@ -149,8 +150,9 @@ static void print_help(void) {
     "  LUA_INIT_5_4, LUA_INIT  code, or @file, run before the arguments\n"
     "  " STACKSIZE_ENV "     as --stack-size (the option wins)\n"
     "  GREENLUA_PRIVATE_STACKS how many greenthreads get a C stack of\n"
-    "                          their own (1024); later ones share a few\n"
+    "                          their own (64); later ones share a few\n"
     "                          stacks, their frames copied out while parked\n"
+    "  GREENLUA_HUGEPAGES=0    keep the Lua heap off transparent huge pages\n"
     "\n"
     "How a script runs:\n"
     "  The script, the -e chunks, the -l modules and the prompt run in the\n"
@@ -627,11 +629,14 @@ static int pmain(lua_State *L) {
 
 int main(int argc, char **argv) {
   int status, result;
-  lua_State *L = luaL_newstate();
+  lua_State *L;
+  gl_heap_init();
+  L = luaL_newstate();
   if (L == NULL) {
     l_message(argv[0], "cannot create state: not enough memory");
     return EXIT_FAILURE;
   }
+  lua_setallocf(L, gl_heap_alloc, NULL);  /* realloc/free, as before */
   lua_gc(L, LUA_GCSTOP);  /* stop the collector while building the state */
   lua_pushcfunction(L, &pmain);
   lua_pushinteger(L, argc);
