@@ -1,5 +1,6 @@
 /* The greenthread object, green.Greenthread: join, get, kill, link and the
- * fields value, values, error, name and id.  A reference to a finished
+ * fields value, values, error, name and id; and green.joinall and
+ * green.killall over lists of them.  A reference to a finished
  * greenthread stays safe: its results live on its ended Lua thread. */
 #include <string.h>
 
@@ -48,20 +49,97 @@ static int greenthread_get(lua_State *L) {
   return gl_green_pushresults(L, g, 1);
 }
 
+/* Interrupts g with the value at `err` (nil: GreenletExit, put there);
+ * raises it at once if g is the running greenthread.  Returns whether g
+ * is still to be waited for. */
+static int dokill(lua_State *L, gl_green *g, int err) {
+  if (lua_isnil(L, err)) {
+    gl_green_pushexit(L);
+    lua_replace(L, err);
+  }
+  if (g->ended) return 0;
+  if (g == gl_green_current()) {
+    lua_pushvalue(L, err);
+    lua_error(L);  /* raise err here */
+  }
+  gl_green_interrupt(L, g, &g->kill, err);
+  return 1;
+}
+
 /* g:kill([err], [block=true], [timeout]) */
 static int greenthread_kill(lua_State *L) {
   gl_green *g = checkgreen(L, 1);
   int block = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
   uint64_t timeout = glL_opttimeout(L, 4);
   lua_settop(L, 2);
-  if (lua_isnil(L, 2)) {
-    gl_green_pushexit(L);
-    lua_replace(L, 2);
+  if (dokill(L, g, 2) && block) dojoin(L, g, timeout);
+  return 0;
+}
+
+/* The greenthread at list[i] (pushed), or NULL past the list's end (nil
+ * pushed); anything else in the list is an error of argument #1. */
+static gl_green *listitem(lua_State *L, lua_Integer i) {
+  gl_green *g;
+  if (lua_geti(L, 1, i) == LUA_TNIL) return NULL;
+  g = lua_touserdata(L, -1);
+  if (g != NULL && lua_getmetatable(L, -1)) {
+    int same = lua_topointer(L, -1) == gl_green_mt;
+    lua_pop(L, 1);
+    if (same) return g;
   }
-  if (g->ended) return 0;
-  if (g == gl_green_current()) return lua_error(L);  /* raise err here */
-  gl_green_interrupt(L, g, &g->kill, 2);
-  if (block) dojoin(L, g, timeout);
+  return luaL_argerror(L, 1, lua_pushfstring(L, "greenthread expected at "
+                       "index %I, got %s", i, luaL_typename(L, -1))), NULL;
+}
+
+/* green.joinall(list, [timeout]) -> the greenthreads of list that ended,
+ * in list order */
+static int green_joinall(lua_State *L) {
+  uint64_t timeout, deadline = UINT64_MAX;
+  lua_Integer i, n = 0;
+  gl_green *g;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  timeout = glL_opttimeout(L, 2);
+  lua_settop(L, 1);
+  if (timeout != UINT64_MAX) {
+    uint64_t now = gl_hub_now_ns();
+    deadline = timeout > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + timeout;
+  }
+  for (i = 1; (g = listitem(L, i)) != NULL; i++) {
+    lua_pop(L, 1);
+    if (!g->ended) {
+      uint64_t now = gl_hub_now_ns(), left = UINT64_MAX;
+      if (deadline != UINT64_MAX) left = deadline > now ? deadline - now : 0;
+      if (dojoin(L, g, left) == GL_ETIMEDOUT) break;
+    }
+  }
+  lua_settop(L, 1);
+  lua_newtable(L);
+  for (i = 1; (g = listitem(L, i)) != NULL; i++) {
+    if (g->ended)
+      lua_rawseti(L, 2, ++n);
+    else
+      lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* green.killall(list, [err]): kills them all, then waits for each to
+ * end. */
+static int green_killall(lua_State *L) {
+  lua_Integer i;
+  gl_green *g;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  for (i = 1; (g = listitem(L, i)) != NULL; i++) {
+    dokill(L, g, 2);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  for (i = 1; (g = listitem(L, i)) != NULL; i++) {
+    dojoin(L, g, UINT64_MAX);
+    lua_pop(L, 1);
+  }
   return 0;
 }
 
@@ -75,11 +153,11 @@ static int greenthread_link(lua_State *L) {
     gl_green_spawn(L, 1, 0);
     return 0;
   }
-  if (lua_getiuservalue(L, 1, 3) != LUA_TTABLE) {
+  if (gl_green_getextra(L, 1, GL_GREEN_LINKS) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
-    lua_setiuservalue(L, 1, 3);
+    gl_green_setextra(L, 1, GL_GREEN_LINKS);
   }
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
@@ -154,7 +232,7 @@ static int greenthread_index(lua_State *L) {
       return 1;
     }
     if (strcmp(k, "name") == 0) {
-      if (lua_getiuservalue(L, 1, 2) == LUA_TNIL) {
+      if (gl_green_getextra(L, 1, GL_GREEN_NAME) == LUA_TNIL) {
         char name[64];
         lua_pushstring(L, gl_task_name(&g->task, name, sizeof name));
       }
@@ -178,8 +256,8 @@ static int greenthread_newindex(lua_State *L) {
   if (lua_type(L, 3) != LUA_TSTRING)
     return luaL_typeerror(L, 3, "string");
   lua_settop(L, 3);
-  g->task.name = lua_tostring(L, 3);  /* kept alive by the user value */
-  lua_setiuservalue(L, 1, 2);
+  g->task.name = lua_tostring(L, 3);  /* kept alive by the userdata */
+  gl_green_setextra(L, 1, GL_GREEN_NAME);
   return 0;
 }
 
@@ -196,6 +274,10 @@ static const luaL_Reg greenthread_methods[] = {
 
 int luaopen_green_greenthread(lua_State *L);
 int luaopen_green_greenthread(lua_State *L) {
+  lua_pushcfunction(L, green_joinall);
+  lua_setfield(L, -2, "joinall");
+  lua_pushcfunction(L, green_killall);
+  lua_setfield(L, -2, "killall");
   luaL_newmetatable(L, GL_GREEN_TYPE);
   glL_setmtkey(L, &gl_green_mt);
   lua_newtable(L);

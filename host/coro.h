@@ -5,6 +5,7 @@
 #define GL_CORO_H
 
 #include "ctx.h"
+#include "gl.h"
 #include "stack.h"
 
 typedef struct gl_coro gl_coro;
@@ -18,9 +19,11 @@ struct gl_coro {
   size_t nsaved;
   unsigned char shared;  /* runs on a stack it shares with others */
   unsigned char made;    /* its context exists (shared: made lazily) */
-  void *asan_fake;     /* sanitizer bookkeeping, unused otherwise */
+#if GL_ASAN
+  void *asan_fake;     /* the sanitizer's bookkeeping of the switch */
   const void *asan_bottom;
   size_t asan_size;
+#endif
 };
 
 /* Makes `co` the coroutine of the running thread's own stack. */

@@ -24,10 +24,13 @@ enum {
 };
 const void *gl_green_mt;
 
-/* Values of a greenthread's userdata.  The function and its arguments wait
- * in the last ones until it starts; what it ends with (values or error)
- * is kept in UV_RESULT: the value itself for one, a table for more. */
-enum { UV_THREAD = 1, UV_NAME, UV_LINKS, UV_TRACE, UV_RESULT, UV_FN };
+/* Values of a greenthread's userdata.  UV_BODY holds, in turn, the
+ * function until it starts, its Lua thread while it runs (which keeps the
+ * thread alive), and what it ended with: the value itself for one, a table
+ * for more.  The arguments wait in UV_ARGS... until the start.  UV_EXTRA
+ * is a table of what few greenthreads have (GL_GREEN_NAME...), made on
+ * first use: a greenthread costs two values, not five. */
+enum { UV_BODY = 1, UV_EXTRA, UV_ARGS };
 
 /* Finished greenthreads give their Lua thread back for the next ones. */
 #define POOL_MAX 1024
@@ -56,10 +59,30 @@ void gl_green_push(lua_State *L, gl_green *g) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
 }
 
+int gl_green_getextra(lua_State *L, int idx, int key) {
+  if (lua_getiuservalue(L, idx, UV_EXTRA) != LUA_TTABLE) return LUA_TNIL;
+  key = lua_rawgeti(L, -1, key);
+  lua_remove(L, -2);
+  return key;
+}
+
+void gl_green_setextra(lua_State *L, int idx, int key) {
+  idx = lua_absindex(L, idx);
+  if (lua_getiuservalue(L, idx, UV_EXTRA) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, GL_GREEN_TRACE, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, idx, UV_EXTRA);
+  }
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, key);
+  lua_pop(L, 1);
+}
+
 int gl_green_pushresults(lua_State *L, gl_green *g, int idx) {
   int i, t;
   if (g->nres == 0 || !g->ended) return 0;
-  lua_getiuservalue(L, idx, UV_RESULT);
+  lua_getiuservalue(L, idx, UV_BODY);
   if (g->nres == 1) return 1;
   luaL_checkstack(L, g->nres, "too many results");
   t = lua_gettop(L);
@@ -144,7 +167,7 @@ static int msgh(lua_State *L) {
   luaL_traceback(L, L, msg, 1);
   gl_green_push(L, g);
   lua_insert(L, -2);
-  lua_setiuservalue(L, -2, UV_TRACE);
+  gl_green_setextra(L, -2, GL_GREEN_TRACE);
   lua_settop(L, 1);
   return 1;
 }
@@ -153,7 +176,7 @@ static void report(gl_green *g) {
   lua_State *L = g->L;
   const char *trace;
   gl_green_push(L, g);
-  lua_getiuservalue(L, -1, UV_TRACE);
+  gl_green_getextra(L, -1, GL_GREEN_TRACE);
   trace = lua_tostring(L, -1);
   fflush(stdout);
   fprintf(stderr, "greenlua: error in greenthread '%s' (id %llu):\n%s\n",
@@ -198,6 +221,10 @@ static void givethread(lua_State *T) {
  * and drops the reference that kept the greenthread alive. */
 static void finish(gl_green *g, int status) {
   lua_State *L = g->L;
+  int anchor;
+  lua_pushthread(L);  /* L stays alive once its result replaces it */
+  lua_xmove(L, hubL, 1);
+  anchor = lua_gettop(hubL);
   if (status != LUA_OK) {
     pushslot(L, SLOT_EXIT);
     g->failed = !lua_rawequal(L, -1, -2);
@@ -205,14 +232,17 @@ static void finish(gl_green *g, int status) {
     if (g->failed) report(g);
   }
   g->nres = lua_gettop(L) - 2;  /* above ud and the message handler */
-  if (g->nres == 1) {
-    lua_setiuservalue(L, 1, UV_RESULT);
-  } else if (g->nres > 1) {
+  if (g->nres == 0) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, UV_BODY);
+  } else if (g->nres == 1) {
+    lua_setiuservalue(L, 1, UV_BODY);
+  } else {
     int i;
     lua_createtable(L, g->nres, 0);
     lua_insert(L, 3);
     for (i = g->nres; i >= 1; i--) lua_rawseti(L, 3, i);
-    lua_setiuservalue(L, 1, UV_RESULT);
+    lua_setiuservalue(L, 1, UV_BODY);
   }
   g->ended = 1;
   if (g->task.intr != NULL) {  /* arrived after the last blocking call */
@@ -222,7 +252,7 @@ static void finish(gl_green *g, int status) {
   if (gl_green_end_hook != NULL) gl_green_end_hook(L, g);
   gl_waitq_wake_all(&g->joiners, GL_OK);
   gl_green_push(L, g);
-  if (lua_getiuservalue(L, -1, UV_LINKS) == LUA_TTABLE) {
+  if (gl_green_getextra(L, -1, GL_GREEN_LINKS) == LUA_TTABLE) {
     lua_Integer i, n = luaL_len(L, -1);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
@@ -232,12 +262,12 @@ static void finish(gl_green *g, int status) {
     }
   }
   lua_pop(L, 2);
-  lua_pushnil(L);
-  lua_setiuservalue(L, 1, UV_THREAD);
   luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
   g->ref = LUA_NOREF;
   g->L = NULL;
   givethread(L);
+  GL_ASSERT(lua_gettop(hubL) == anchor);
+  lua_pop(hubL, 1);
 }
 
 static void run(gl_task *t) {
@@ -245,18 +275,20 @@ static void run(gl_task *t) {
   lua_State *L;
   int status, i;
   if (g->delay_ns > 0) gl_hub_sleep(g->delay_ns);  /* spawn_later */
-  L = g->L = takethread();
-  lua_rawgeti(hubL, LUA_REGISTRYINDEX, g->ref);
-  lua_insert(hubL, -2);
-  lua_setiuservalue(hubL, -2, UV_THREAD);      /* anchored while it runs */
-  lua_xmove(hubL, L, 1);                        /* L: ud */
+  L = g->L = takethread();  /* anchored on hubL's stack meanwhile */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
   lua_pushcfunction(L, msgh);
+  lua_getiuservalue(L, 1, UV_BODY);  /* L: ud msgh fn */
+  lua_pushthread(L);
+  lua_setiuservalue(L, 1, UV_BODY);  /* anchored by g while it runs */
+  lua_pop(hubL, 1);
   if (t->intr != NULL) {  /* killed before it started: fn never runs */
+    lua_settop(L, 2);
     pushpending(L, g);
     status = LUA_ERRRUN;
   } else {
-    luaL_checkstack(L, g->nargs + 1, "too many arguments");
-    for (i = UV_FN; i <= UV_FN + g->nargs; i++) {
+    luaL_checkstack(L, g->nargs, "too many arguments");
+    for (i = UV_ARGS; i < UV_ARGS + g->nargs; i++) {
       lua_getiuservalue(L, 1, i);
       lua_pushnil(L);
       lua_setiuservalue(L, 1, i);  /* let them be collected */
@@ -270,13 +302,14 @@ gl_green *gl_green_spawn(lua_State *L, int nargs, uint64_t delay_ns) {
   gl_green *g;
   int i;
   luaL_checkstack(L, 2, NULL);
-  g = lua_newuserdatauv(L, sizeof *g, UV_FN + nargs);
+  g = lua_newuserdatauv(L, sizeof *g, UV_ARGS - 1 + nargs);
   memset(g, 0, sizeof *g);
   pushslot(L, SLOT_MT);
   lua_setmetatable(L, -2);
   lua_insert(L, -(nargs + 2));             /* ud fn args... */
-  for (i = UV_FN + nargs; i >= UV_FN; i--)
-    lua_setiuservalue(L, -(i - UV_FN + 2), i);
+  for (i = UV_ARGS - 1 + nargs; i >= UV_ARGS; i--)
+    lua_setiuservalue(L, -(i - UV_ARGS + 3), i);
+  lua_setiuservalue(L, -2, UV_BODY);
   g->nargs = nargs;
   gl_task_init(&g->task, run);
   gl_waitq_init(&g->joiners);
@@ -350,12 +383,12 @@ void gl_runtime_open(lua_State *L) {
   lua_xmove(L, hubL, 1);                 /* SLOT_MT */
   lua_pop(L, 1);
   /* The main greenthread: the running context and the main Lua thread. */
-  g = lua_newuserdatauv(L, sizeof *g, UV_FN);
+  g = lua_newuserdatauv(L, sizeof *g, UV_ARGS - 1);
   memset(g, 0, sizeof *g);
   pushslot(L, SLOT_MT);
   lua_setmetatable(L, -2);
   lua_pushthread(L);
-  lua_setiuservalue(L, -2, UV_THREAD);
+  lua_setiuservalue(L, -2, UV_BODY);
   g->L = L;
   g->ismain = 1;
   gl_task_init(&g->task, NULL);

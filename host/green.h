@@ -58,6 +58,19 @@ gl_green *gl_green_current(void);
  * with the nargs values above it; pops them and pushes the greenthread. */
 gl_green *gl_green_spawn(lua_State *L, int nargs, uint64_t delay_ns);
 
+/* What few greenthreads have, kept in a table of their userdata made on
+ * first use: a name set from Lua, link()ed functions, the traceback of
+ * an error. */
+enum { GL_GREEN_NAME = 1, GL_GREEN_LINKS, GL_GREEN_TRACE };
+
+/* Pushes the value `key` of the greenthread userdata at idx (nil if
+ * unset); returns its type. */
+int gl_green_getextra(lua_State *L, int idx, int key);
+
+/* Sets the value `key` of the greenthread userdata at idx to the value on
+ * top of the stack, which it pops. */
+void gl_green_setextra(lua_State *L, int idx, int key);
+
 /* Pushes the userdata of g (which must not have ended). */
 void gl_green_push(lua_State *L, gl_green *g);
 

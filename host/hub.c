@@ -15,7 +15,7 @@
 
 /* Greenthreads past the private-stack limit share these many stacks. */
 #define SHARED_STACKS 64
-#define PRIVATE_STACKS 1024
+#define PRIVATE_STACKS 64
 
 /* While tasks keep the run queue busy, the clock is read every
  * POLL_CHECK tasks run, and I/O and timers are polled once POLL_EVERY_NS
@@ -385,30 +385,28 @@ static void start(gl_task *t) {
   t->started = 1;
 }
 
-/* Moves the waiter of a task about to be displaced from its stack into the
- * task itself, and repoints what links to it (its wait queue and the
- * timer heap): nothing else may point into a displaced stack. */
-static void boxwaiter(gl_task *t) {
-  gl_waiter *w = t->waiter, *b = &t->box;
-  if (w == NULL || w == b) return;
-  *b = *w;
+/* Repoints what links to the waiter of a task just displaced from its
+ * stack (its wait queue and the timer heap) at the waiter's copy among the
+ * saved frames: nothing else may point into a displaced stack.  A wake-up
+ * while displaced writes to the copy, and the frames carry it back to the
+ * stack when the task runs again. */
+static void relocate(gl_task *t) {
+  gl_waiter *w = t->waiter, *b;
+  char *top = t->coro.stack->base + t->coro.stack->size;
+  char *sp = top - t->coro.nsaved;
+  if (w == NULL || (char *)w < sp || (char *)w >= top) return;
+  b = (gl_waiter *)(void *)(t->coro.saved + ((char *)w - sp));
   if (b->q != NULL) {
     if (b->prev) b->prev->next = b; else b->q->head = b;
     if (b->next) b->next->prev = b; else b->q->tail = b;
   }
   if (b->timer.slot != 0) H.heap[b->timer.slot - 1] = &b->timer;
-  t->home = w;
   t->waiter = b;
 }
 
 /* Makes a shared-stack task's frames current before it runs. */
 static void activate(gl_task *t) {
   gl_coro *occ = gl_coro_occupant(&t->coro);
-  if (occ != NULL) {
-    gl_task *o = gl_container_of(occ, gl_task, coro);
-    boxwaiter(o);
-    H.displacements++;
-  }
   if (t->coro.saved != NULL) {
     H.displaced--;
     H.saved_bytes -= t->coro.nsaved;
@@ -416,13 +414,10 @@ static void activate(gl_task *t) {
   if (gl_coro_activate(&t->coro) != 0)
     gl_fatal("out of memory saving a greenthread's stack");
   if (occ != NULL) {
+    relocate(gl_container_of(occ, gl_task, coro));
+    H.displacements++;
     H.displaced++;
     H.saved_bytes += occ->nsaved;
-  }
-  if (t->home != NULL) {  /* woken while displaced: the waiter goes home */
-    GL_ASSERT(t->waiter == NULL);
-    *t->home = t->box;
-    t->home = NULL;
   }
 }
 

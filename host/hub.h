@@ -59,12 +59,10 @@ struct gl_task {
   void (*run)(gl_task *t); /* its body; runs on its own stack */
   void *intr;             /* a pending interrupt, or NULL */
   uint64_t id;
-  int state;
-  int started;
   unsigned fronted;       /* the hub round it last ran ahead of others in */
+  unsigned char state;
+  unsigned char started;
   const char *name;       /* NULL: "greenthread-<id>" (gl_task_name) */
-  gl_waiter box;          /* where its waiter moves while displaced */
-  gl_waiter *home;        /* where the waiter was, to move it back */
 };
 
 /* Sets up the hub on `loop`; the calling context becomes the task `main`

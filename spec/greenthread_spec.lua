@@ -257,6 +257,19 @@ describe("green.joinall", function()
            function() green.joinall(1) end)
     raises("bad argument #2 to 'joinall' (number expected, got string)",
            function() green.joinall({}, "x") end)
+    raises("bad argument #1 to 'joinall' (greenthread expected at index 2, "
+           .. "got number)",
+           function() green.joinall({green.spawn(print), 7}) end)
+  end)
+
+  it("is interrupted by a kill of the caller", function()
+    local slow = green.spawn(green.sleep, 10)
+    local waiter = green.spawn(green.joinall, {slow})
+    green.sleep(0)
+    waiter:kill()
+    assert.equal(green.GreenletExit, waiter.value)
+    assert.is_false(slow:ready())
+    slow:kill()
   end)
 end)
 
@@ -293,9 +306,12 @@ describe("green.killall", function()
     end
   end)
 
-  it("rejects a non-table", function()
+  it("rejects a non-table and items that are not greenthreads", function()
     raises("bad argument #1 to 'killall' (table expected, got string)",
            function() green.killall("x") end)
+    raises("bad argument #1 to 'killall' (greenthread expected at index 1, "
+           .. "got table)",
+           function() green.killall({{}}) end)
   end)
 end)
 
