@@ -17,7 +17,10 @@
 /* What the runtime keeps lives in fixed slots of hubL, a Lua thread no
  * greenthread runs on: reaching them costs no registry lookup. */
 enum {
-  SLOT_POOL = 1,   /* finished greenthreads' Lua threads, an array */
+  SLOT_POOL = 1,   /* a thread whose stack holds finished greenthreads'
+                      Lua threads for reuse */
+  SLOT_LIVE,       /* the userdata of every greenthread not ended, by
+                      gl_green.ref: what keeps them alive */
   SLOT_INTR,       /* interrupt cause (light userdata) -> value it raises */
   SLOT_EXIT,       /* the GreenletExit value */
   SLOT_MT          /* the greenthread metatable */
@@ -32,11 +35,42 @@ const void *gl_green_mt;
  * first use: a greenthread costs two values, not five. */
 enum { UV_BODY = 1, UV_EXTRA, UV_ARGS };
 
-/* Finished greenthreads give their Lua thread back for the next ones. */
+/* Finished greenthreads give their Lua thread back for the next ones:
+ * pushing and popping on a Lua thread's stack costs less than a table. */
 #define POOL_MAX 1024
-static lua_Integer npool;  /* threads in the pool table */
+static int npool;          /* threads on poolL's stack */
+static lua_State *poolL;
 
 static lua_State *hubL;    /* the runtime's slots, and reports on the hub */
+
+/* Slots of SLOT_LIVE that ended greenthreads left, for the next ones: a
+ * free list of our own costs less than luaL_ref's. */
+static int *freeslots;
+static size_t nfree, capfree;
+static int lastslot;
+
+/* Anchors the greenthread userdata on top of L's stack (which stays) in
+ * SLOT_LIVE; returns its slot. */
+static int anchor(lua_State *L) {
+  int slot = nfree > 0 ? freeslots[--nfree] : ++lastslot;
+  lua_pushvalue(L, -1);
+  lua_xmove(L, hubL, 1);
+  lua_rawseti(hubL, SLOT_LIVE, slot);
+  return slot;
+}
+
+static void unanchor(int slot) {
+  if (nfree == capfree) {
+    size_t cap = capfree ? capfree * 2 : 256;
+    int *p = realloc(freeslots, cap * sizeof *p);
+    if (p == NULL) gl_fatal("out of memory");
+    freeslots = p;
+    capfree = cap;
+  }
+  lua_pushnil(hubL);
+  lua_rawseti(hubL, SLOT_LIVE, slot);
+  freeslots[nfree++] = slot;
+}
 
 static void pushslot(lua_State *L, int slot) {
   lua_pushvalue(hubL, slot);
@@ -56,7 +90,8 @@ gl_green *gl_green_current(void) {
 
 void gl_green_push(lua_State *L, gl_green *g) {
   GL_ASSERT(g->ref != LUA_NOREF);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
+  lua_rawgeti(hubL, SLOT_LIVE, g->ref);
+  lua_xmove(hubL, L, 1);
 }
 
 int gl_green_getextra(lua_State *L, int idx, int key) {
@@ -190,29 +225,20 @@ static void report(gl_green *g) {
  * threads are reached through hubL, which no greenthread runs on; nothing
  * here yields, so using it from any greenthread's stack is safe. */
 static lua_State *takethread(void) {
-  lua_State *T;
-  lua_Integer n;
-  n = npool;
-  if (n > 0) {
-    lua_rawgeti(hubL, SLOT_POOL, n);
-    lua_pushnil(hubL);
-    lua_rawseti(hubL, SLOT_POOL, n);
+  if (npool > 0) {
+    lua_xmove(poolL, hubL, 1);
     npool--;
   } else {
     lua_newthread(hubL);
   }
-  T = lua_tothread(hubL, -1);
-  return T;  /* still on hubL's stack: the caller anchors it */
+  return lua_tothread(hubL, -1);  /* on hubL's stack: the caller anchors it */
 }
 
 static void givethread(lua_State *T) {
-  lua_Integer n;
   lua_settop(T, 0);
-  n = npool;
-  if (n < POOL_MAX) {
+  if (npool < POOL_MAX) {
     lua_pushthread(T);
-    lua_xmove(T, hubL, 1);
-    lua_rawseti(hubL, SLOT_POOL, n + 1);
+    lua_xmove(T, poolL, 1);
     npool++;
   }
 }
@@ -262,7 +288,7 @@ static void finish(gl_green *g, int status) {
     }
   }
   lua_pop(L, 2);
-  luaL_unref(L, LUA_REGISTRYINDEX, g->ref);
+  unanchor(g->ref);
   g->ref = LUA_NOREF;
   g->L = NULL;
   givethread(L);
@@ -276,7 +302,7 @@ static void run(gl_task *t) {
   int status, i;
   if (g->delay_ns > 0) gl_hub_sleep(g->delay_ns);  /* spawn_later */
   L = g->L = takethread();  /* anchored on hubL's stack meanwhile */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, g->ref);
+  gl_green_push(L, g);
   lua_pushcfunction(L, msgh);
   lua_getiuservalue(L, 1, UV_BODY);  /* L: ud msgh fn */
   lua_pushthread(L);
@@ -316,8 +342,7 @@ gl_green *gl_green_spawn(lua_State *L, int nargs, uint64_t delay_ns) {
   g->kill.kind = GL_INTR_KILL;
   g->kill.ref = LUA_NOREF;
   g->delay_ns = delay_ns;
-  lua_pushvalue(L, -1);
-  g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  g->ref = anchor(L);
   gl_hub_spawn(&g->task);
   return g;
 }
@@ -374,7 +399,9 @@ void gl_runtime_open(lua_State *L) {
   }
   hubL = lua_newthread(L);
   luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(hubL);                    /* SLOT_POOL */
+  poolL = lua_newthread(hubL);           /* SLOT_POOL */
+  luaL_checkstack(poolL, POOL_MAX + LUA_MINSTACK, "thread pool");
+  lua_newtable(hubL);                    /* SLOT_LIVE */
   lua_newtable(hubL);                    /* SLOT_INTR */
   luaL_requiref(L, "green", luaopen_green, 1);  /* metatables, preloads */
   lua_getfield(L, -1, "GreenletExit");
@@ -396,7 +423,8 @@ void gl_runtime_open(lua_State *L) {
   g->kill.kind = GL_INTR_KILL;
   g->kill.ref = LUA_NOREF;
   g->task.name = "main";
-  g->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  g->ref = anchor(L);
+  lua_pop(L, 1);
   maing = g;
   gl_hub_init(uv_default_loop(), &g->task);
   gl_hub_deadlock_hook = deadlock;
