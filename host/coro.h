@@ -41,8 +41,8 @@ int gl_coro_init(gl_coro *co, gl_coro_fn fn);
  * newcomer's back to the very same addresses, so pointers into a stack
  * stay right.  The rule that makes this safe: while a coroutine is
  * suspended, nothing outside it may point into its stack, except what
- * the caller relocates before activating (the hub relocates the waiter a
- * task is parked on). */
+ * the caller repoints at the saved copy once its frames are displaced
+ * (the hub does so for the waiter a task is parked on). */
 
 /* Binds `co` to the shared stack `s`; it is made at its first activation. */
 void gl_coro_bind(gl_coro *co, gl_coro_fn fn, gl_stack *s);
