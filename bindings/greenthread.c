@@ -81,12 +81,7 @@ static int greenthread_kill(lua_State *L) {
 static gl_green *listitem(lua_State *L, lua_Integer i) {
   gl_green *g;
   if (lua_geti(L, 1, i) == LUA_TNIL) return NULL;
-  g = lua_touserdata(L, -1);
-  if (g != NULL && lua_getmetatable(L, -1)) {
-    int same = lua_topointer(L, -1) == gl_green_mt;
-    lua_pop(L, 1);
-    if (same) return g;
-  }
+  if ((g = glL_testudatap(L, -1, gl_green_mt)) != NULL) return g;
   return luaL_argerror(L, 1, lua_pushfstring(L, "greenthread expected at "
                        "index %I, got %s", i, luaL_typename(L, -1))), NULL;
 }
@@ -94,23 +89,16 @@ static gl_green *listitem(lua_State *L, lua_Integer i) {
 /* green.joinall(list, [timeout]) -> the greenthreads of list that ended,
  * in list order */
 static int green_joinall(lua_State *L) {
-  uint64_t timeout, deadline = UINT64_MAX;
+  uint64_t deadline;
   lua_Integer i, n = 0;
   gl_green *g;
   luaL_checktype(L, 1, LUA_TTABLE);
-  timeout = glL_opttimeout(L, 2);
+  deadline = glL_deadline(glL_opttimeout(L, 2));
   lua_settop(L, 1);
-  if (timeout != UINT64_MAX) {
-    uint64_t now = gl_hub_now_ns();
-    deadline = timeout > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + timeout;
-  }
   for (i = 1; (g = listitem(L, i)) != NULL; i++) {
     lua_pop(L, 1);
-    if (!g->ended) {
-      uint64_t now = gl_hub_now_ns(), left = UINT64_MAX;
-      if (deadline != UINT64_MAX) left = deadline > now ? deadline - now : 0;
-      if (dojoin(L, g, left) == GL_ETIMEDOUT) break;
-    }
+    if (!g->ended && dojoin(L, g, glL_remaining(deadline)) == GL_ETIMEDOUT)
+      break;
   }
   lua_settop(L, 1);
   lua_newtable(L);

@@ -9,6 +9,20 @@ uint64_t glL_opttimeout(lua_State *L, int arg) {
   return gl_hub_ns(s);
 }
 
+uint64_t glL_deadline(uint64_t timeout) {
+  uint64_t now;
+  if (timeout == UINT64_MAX) return UINT64_MAX;
+  now = gl_hub_now_ns();
+  return timeout >= UINT64_MAX - now ? UINT64_MAX - 1 : now + timeout;
+}
+
+uint64_t glL_remaining(uint64_t deadline) {
+  uint64_t now;
+  if (deadline == UINT64_MAX) return UINT64_MAX;
+  now = gl_hub_now_ns();
+  return deadline > now ? deadline - now : 0;
+}
+
 int glL_fail(lua_State *L, const char *msg) {
   lua_pushnil(L);
   lua_pushstring(L, msg);
@@ -53,16 +67,21 @@ void glL_setmtkey(lua_State *L, const void **mt) {
   *mt = lua_topointer(L, -1);
 }
 
-void *glL_checkudatap(lua_State *L, int arg, const void *mt,
-                      const char *tname) {
-  void *p = lua_touserdata(L, arg);
-  if (p != NULL && lua_getmetatable(L, arg)) {
+void *glL_testudatap(lua_State *L, int idx, const void *mt) {
+  void *p = lua_touserdata(L, idx);
+  if (p != NULL && lua_getmetatable(L, idx)) {
     int same = lua_topointer(L, -1) == mt;
     lua_pop(L, 1);
     if (same) return p;
   }
-  luaL_typeerror(L, arg, tname);
   return NULL;
+}
+
+void *glL_checkudatap(lua_State *L, int arg, const void *mt,
+                      const char *tname) {
+  void *p = glL_testudatap(L, arg, mt);
+  if (p == NULL) luaL_typeerror(L, arg, tname);
+  return p;
 }
 
 gl_green *glL_current(lua_State *L) {

@@ -13,6 +13,12 @@
  * UINT64_MAX (wait forever), a negative number 0. */
 uint64_t glL_opttimeout(lua_State *L, int arg);
 
+/* The hub-clock deadline `timeout` ns from now (UINT64_MAX: none), and
+ * the ns left until one (0 once passed), for calls that wait more than
+ * once under one timeout. */
+uint64_t glL_deadline(uint64_t timeout);
+uint64_t glL_remaining(uint64_t deadline);
+
 /* Pushes nil, msg and returns 2: the `nil, message` of an expected
  * failure. */
 int glL_fail(lua_State *L, const char *msg);
@@ -36,6 +42,10 @@ void glL_setconstructor(lua_State *L, const char *name, lua_CFunction ctor,
 /* Remembers in *mt the metatable on top of the stack (which must stay
  * alive: luaL_newmetatable keeps it), for glL_checkudatap. */
 void glL_setmtkey(lua_State *L, const void **mt);
+
+/* The userdata at `idx` if its metatable is the one remembered in mt,
+ * else NULL (luaL_testudata by metatable address). */
+void *glL_testudatap(lua_State *L, int idx, const void *mt);
 
 /* luaL_checkudata for hot paths: compares the metatable with the one
  * remembered in mt instead of looking it up by name (a registry lookup

@@ -516,10 +516,9 @@ static int queue_get_nowait(lua_State *L) {
  * nil, "timeout" | nil, "closed".  Waits like get. */
 static int queue_peek(lua_State *L) {
   gl_queue *q = checkqueue(L, 1);
-  uint64_t timeout = opttimeout(L, 2), now, deadline = UINT64_MAX;
+  uint64_t timeout, deadline = glL_deadline(opttimeout(L, 2));
   gl_waiter w;
   int rc;
-  if (timeout != UINT64_MAX) deadline = gl_hub_now_ns() + timeout;
   for (;;) {
     if (avail(q) > 0) {
       lua_getiuservalue(L, 1, UV_ITEMS);
@@ -532,10 +531,8 @@ static int queue_peek(lua_State *L) {
       return 1;
     }
     if (q->closed) return glL_fail(L, "closed");
-    now = gl_hub_now_ns();
-    if (deadline != UINT64_MAX)
-      timeout = deadline > now ? deadline - now : 0;
-    if (timeout == 0) return glL_fail(L, "timeout");
+    if ((timeout = glL_remaining(deadline)) == 0)
+      return glL_fail(L, "timeout");
     memset(&w, 0, sizeof w);
     rc = gl_waitq_wait(&q->peekers, &w, timeout);
     glL_raisepending(L, rc);

@@ -31,14 +31,14 @@ static socklen_t addrlen(const struct sockaddr_storage *ss) {
 static int doconnect(lua_State *L, glS_stream *s, const char *host,
                      int port) {
   struct sockaddr_storage addrs[MAXADDRS];
-  uint64_t deadline = glS_deadline(s->tconnect);
+  uint64_t deadline = glL_deadline(s->tconnect);
   int n, i, rc, err, fd, bound;
   if (s->state == GLS_CLOSED) return glL_fail(L, "closed");
   if (s->state == GLS_CONNECTED) return glS_fail(L, UV_EISCONN);
   if (s->state != GLS_FRESH && s->state != GLS_BOUND)
     return glS_fail(L, UV_EINVAL);
   n = glS_resolve(host, port, SOCK_STREAM, addrs, MAXADDRS, &s->waitq,
-                  glS_remaining(deadline), &rc, &err);
+                  glL_remaining(deadline), &rc, &err);
   if (glS_parked(L, s, rc) > 0) return 2;
   if (n == 0) return glS_fail(L, err);
   err = UV_EAFNOSUPPORT;
@@ -53,7 +53,7 @@ static int doconnect(lua_State *L, glS_stream *s, const char *host,
       continue;
     }
     err = glS_connect(s, fd, (struct sockaddr *)&addrs[i], NULL,
-                      glS_remaining(deadline), &rc);
+                      glL_remaining(deadline), &rc);
     if (err == 0) {
       lua_pushboolean(L, 1);
       return 1;

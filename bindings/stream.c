@@ -67,20 +67,6 @@ uint64_t glS_opttimeout(lua_State *L, int arg) {
   return t < 0 ? UINT64_MAX : gl_hub_ns(t);
 }
 
-uint64_t glS_deadline(uint64_t timeout) {
-  uint64_t now;
-  if (timeout == UINT64_MAX) return UINT64_MAX;
-  now = gl_hub_now_ns();
-  return timeout >= UINT64_MAX - now ? UINT64_MAX - 1 : now + timeout;
-}
-
-uint64_t glS_remaining(uint64_t deadline) {
-  uint64_t now;
-  if (deadline == UINT64_MAX) return UINT64_MAX;
-  now = gl_hub_now_ns();
-  return deadline > now ? deadline - now : 0;
-}
-
 const char *glS_strerror(int err, char *buf, size_t size) {
   const char *m;
   size_t n;
@@ -614,7 +600,7 @@ static void readnow(glS_stream *s) {
  * if it was its turn (the data belongs to the first receiver). */
 static int receive(lua_State *L, glS_stream *s, int kind, size_t n,
                    int prefix) {
-  uint64_t deadline = glS_deadline(s->tread);
+  uint64_t deadline = glL_deadline(s->tread);
   int turn = s->readq.head == NULL && !s->rbusy;
   gl_waiter w;
   int rc, nres;
@@ -622,7 +608,7 @@ static int receive(lua_State *L, glS_stream *s, int kind, size_t n,
   for (;;) {
     if (turn) {
       if ((nres = take(L, s, kind, n, prefix)) > 0) break;
-      if (glS_remaining(deadline) == 0) {
+      if (glL_remaining(deadline) == 0) {
         readnow(s);
         if ((nres = take(L, s, kind, n, prefix)) > 0) break;
         nres = failpartial(L, s, "timeout", prefix);
@@ -634,7 +620,7 @@ static int receive(lua_State *L, glS_stream *s, int kind, size_t n,
     memset(&w, 0, sizeof w);
     w.n2 = NEED(kind, n);
     w.n = ++s->rseq;  /* the order of receivers, for timeouts */
-    rc = gl_waitq_wait(&s->readq, &w, glS_remaining(deadline));
+    rc = gl_waitq_wait(&s->readq, &w, glL_remaining(deadline));
     if (s->state == GLS_CLOSED) {
       glL_raisepending(L, rc);
       return glL_fail(L, "closed");
@@ -758,11 +744,11 @@ static int stream_send(lua_State *L) {
     lua_setiuservalue(L, 1, 1);
     s->anchored = 0;
   }
-  deadline = glS_deadline(s->tsend);
+  deadline = glL_deadline(s->tsend);
   if (s->wbusy || s->h->wbusy || s->writeq.head != NULL) {
     gl_waiter w;
     memset(&w, 0, sizeof w);
-    rc = gl_waitq_wait(&s->writeq, &w, glS_remaining(deadline));
+    rc = gl_waitq_wait(&s->writeq, &w, glL_remaining(deadline));
     if (s->state == GLS_CLOSED) {
       glL_raisepending(L, rc);
       return failsent(L, "closed", i - 1);
@@ -785,7 +771,7 @@ static int stream_send(lua_State *L) {
     }
     chunk = glS_onebyte ? 1 : WRITE_CHUNK;
     if (chunk > n - sent) chunk = n - sent;
-    rc = writewait(s, data + sent, chunk, glS_remaining(deadline),
+    rc = writewait(s, data + sent, chunk, glL_remaining(deadline),
                    &status);
     if (rc == GL_OK) {
       if (status < 0) {
@@ -942,7 +928,7 @@ static int stream_listen(lua_State *L) {
  * and the listener stays usable. */
 static int stream_accept(lua_State *L) {
   glS_stream *s = glS_checkstream(L, 1), *c;
-  uint64_t deadline = glS_deadline(s->tread), wait;
+  uint64_t deadline = glL_deadline(s->tread), wait;
   gl_waiter w;
   int fd, rc, e;
   if (s->state != GLS_LISTENING)
@@ -955,7 +941,7 @@ static int stream_accept(lua_State *L) {
     if (fd >= 0) break;
     e = errno;
     if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
-    wait = glS_remaining(deadline);
+    wait = glL_remaining(deadline);
     if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
       setpolling(s, 0);
       if (wait > ACCEPT_BACKOFF) wait = ACCEPT_BACKOFF;
@@ -973,7 +959,7 @@ static int stream_accept(lua_State *L) {
     if (s->readq.head == NULL) setpolling(s, 0);
     else setpolling(s, 1);  /* a backoff may have stopped it */
     glL_raisepending(L, rc);
-    if (rc == GL_ETIMEDOUT && glS_remaining(deadline) == 0)
+    if (rc == GL_ETIMEDOUT && glL_remaining(deadline) == 0)
       return glL_fail(L, "timeout");
   }
   e = applyopts(c, fd, GLS_OPT_NODELAY | GLS_OPT_KEEPALIVE);

@@ -132,10 +132,6 @@ int glS_listen(glS_stream *s, int backlog);
  * (UINT64_MAX), as in LuaSocket. */
 uint64_t glS_opttimeout(lua_State *L, int arg);
 
-/* Deadline arithmetic on the hub's clock; UINT64_MAX stands for none. */
-uint64_t glS_deadline(uint64_t timeout);
-uint64_t glS_remaining(uint64_t deadline);
-
 /* The message for libuv error `err`: "closed" for end of stream and
  * broken pipes, "timeout", "host not found" for unknown names (as
  * LuaSocket says), else uv_strerror's text, lower case, no final period. */
