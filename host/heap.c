@@ -1,13 +1,22 @@
 /* The Lua heap on transparent huge pages (see heap.h).
  *
- * glibc's main arena grows with brk.  M_TOP_PAD makes it grow by
+ * glibc's main arena grows with brk.  M_TOP_PAD makes it grow by about
  * GL_HEAP_STEP at a time; after each allocation the break is compared with
  * the one last seen, and the new stretch is marked MADV_HUGEPAGE before
- * anything but malloc's own chunk headers is written there.  The kernel
+ * anything but malloc's own chunk header is written there.  The kernel
  * does not extend a marked area when the break grows, so each stretch is
- * marked in turn.  The 2 MiB ranges a stretch's ends cut through stay on
- * small pages, about one in eight.  Blocks up to GL_HEAP_MMAP_MAX come
- * from the heap too, so that large tables grow on huge pages as well. */
+ * marked in turn.
+ *
+ * A 2 MiB range that already has a small page can only get more small
+ * pages, one fault each.  Two kinds of range would: one that a stretch's
+ * end cuts through (its lower part is faulted before the next stretch
+ * exists), and the one that holds the header malloc wrote into the new
+ * stretch before it was marked.  So the pad is chosen after each growth
+ * to end the next stretch on a 2 MiB boundary, and the range holding the
+ * header is collapsed into a huge page at once (MADV_COLLAPSE, Linux 6.1;
+ * without it that one range stays on small pages).  Blocks up to
+ * GL_HEAP_MMAP_MAX come from the heap too, so that large tables grow on
+ * huge pages as well. */
 #include "heap.h"
 
 #include <malloc.h>
@@ -21,8 +30,14 @@
 #include "gl.h"
 
 #define GL_HEAP_MMAP_MAX (32u << 20)
+#define GL_HUGE_PAGE ((uintptr_t)2 << 20)
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
 
 static int on;
+static char *start;   /* the break when the heap was taken over */
 static char *seen;    /* the break when last looked at */
 static size_t huge;   /* bytes marked */
 static uintptr_t pagemask;
@@ -38,15 +53,26 @@ static int kernel_has_thp(void) {
   return strstr(buf, "[always]") != NULL || strstr(buf, "[madvise]") != NULL;
 }
 
+/* Sets the pad so that the next growth of the break ends on a 2 MiB
+ * boundary.  glibc grows by the page-rounded sum of the request, the pad
+ * and a chunk header, less what is left at the top; for the small blocks
+ * that make up most of the heap that sum rounds to the pad plus one page.
+ * A large block overshoots, and the growth after it is aimed again. */
+static void pad_next(void) {
+  uintptr_t brk = (uintptr_t)seen;
+  uintptr_t end = (brk + GL_HEAP_STEP + GL_HUGE_PAGE - 1) & ~(GL_HUGE_PAGE - 1);
+  mallopt(M_TOP_PAD, (int)(end - brk - (pagemask + 1)));
+}
+
 int gl_heap_init(void) {
   const char *env = getenv("GREENLUA_HUGEPAGES");
   if (GL_ASAN) return 0;  /* the sanitizer's allocator does not use brk */
   if (env != NULL && strcmp(env, "0") == 0) return 0;
   if (!kernel_has_thp()) return 0;
   pagemask = (uintptr_t)sysconf(_SC_PAGESIZE) - 1;
-  seen = sbrk(0);
+  seen = start = sbrk(0);
   if (seen == (char *)-1) return 0;
-  mallopt(M_TOP_PAD, GL_HEAP_STEP);
+  pad_next();
   mallopt(M_MMAP_THRESHOLD, GL_HEAP_MMAP_MAX);
   on = 1;
   return 1;
@@ -54,9 +80,14 @@ int gl_heap_init(void) {
 
 static void grown(char *brk) {
   char *lo = (char *)((uintptr_t)seen & ~pagemask);
-  if (madvise(lo, (size_t)(brk - lo), MADV_HUGEPAGE) == 0)
+  char *range = (char *)((uintptr_t)seen & ~(GL_HUGE_PAGE - 1));
+  if (madvise(lo, (size_t)(brk - lo), MADV_HUGEPAGE) == 0) {
     huge += (size_t)(brk - seen);
+    if (range >= start && range + GL_HUGE_PAGE <= brk)
+      madvise(range, GL_HUGE_PAGE, MADV_COLLAPSE);  /* best effort */
+  }
   seen = brk;
+  pad_next();
 }
 
 void gl_heap_watch(void) {
@@ -66,8 +97,10 @@ void gl_heap_watch(void) {
   if (GL_UNLIKELY(brk != seen)) {
     if (brk > seen)
       grown(brk);
-    else
+    else {
       seen = brk;  /* trimmed */
+      pad_next();
+    }
   }
 }
 

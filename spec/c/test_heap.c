@@ -64,6 +64,33 @@ TEST(heap_growth_is_marked_for_huge_pages) {
   for (i = 0; i < N; i++) gl_heap_alloc(NULL, blocks[i], BLOCK, 0);
 }
 
+TEST(heap_stretches_end_on_huge_page_boundaries) {
+  enum { BLOCK = 1000, N = 40 * 1024 };  /* about 40 MiB of small blocks */
+  static char *blocks[N];
+  uintptr_t huge = (uintptr_t)2 << 20;
+  int i, aligned = 0, grew = 0;
+  char *brk;
+  if (!gl_heap_init()) {
+    printf("skipped: no transparent huge pages here (or a sanitizer)\n");
+    return;
+  }
+  brk = sbrk(0);
+  for (i = 0; i < N; i++) {
+    blocks[i] = gl_heap_alloc(NULL, NULL, 0, BLOCK);
+    CHECK(blocks[i] != NULL);
+    memset(blocks[i], 1, BLOCK);
+    if ((char *)sbrk(0) != brk) {
+      brk = sbrk(0);
+      grew++;
+      aligned += ((uintptr_t)brk & (huge - 1)) == 0;
+    }
+  }
+  /* for small blocks, every growth ends where it was aimed */
+  CHECK(grew >= 2);
+  CHECK_EQ(aligned, grew);
+  for (i = 0; i < N; i++) gl_heap_alloc(NULL, blocks[i], BLOCK, 0);
+}
+
 TEST(heap_large_blocks_come_from_the_heap) {
   char *brk0, *p;
   size_t n = 20u << 20;
