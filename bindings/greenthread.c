@@ -2,6 +2,7 @@
  * fields value, values, error, name and id; and green.joinall and
  * green.killall over lists of them.  A reference to a finished
  * greenthread stays safe: its results live on its ended Lua thread. */
+#include <limits.h>
 #include <string.h>
 
 #include "lauxgl.h"
@@ -87,28 +88,28 @@ static gl_green *listitem(lua_State *L, lua_Integer i) {
 }
 
 /* green.joinall(list, [timeout]) -> the greenthreads of list that ended,
- * in list order */
+ * in list order.  One pass: each greenthread is looked at once, right
+ * after its wait, not again in a second scan of a long list whose objects
+ * are no longer in the cache. */
 static int green_joinall(lua_State *L) {
   uint64_t deadline;
   lua_Integer i, n = 0;
+  int waiting = 1;
   gl_green *g;
   luaL_checktype(L, 1, LUA_TTABLE);
   deadline = glL_deadline(glL_opttimeout(L, 2));
   lua_settop(L, 1);
+  lua_createtable(L, (int)(lua_rawlen(L, 1) & INT_MAX), 0);
   for (i = 1; (g = listitem(L, i)) != NULL; i++) {
-    lua_pop(L, 1);
-    if (!g->ended && dojoin(L, g, glL_remaining(deadline)) == GL_ETIMEDOUT)
-      break;
-  }
-  lua_settop(L, 1);
-  lua_newtable(L);
-  for (i = 1; (g = listitem(L, i)) != NULL; i++) {
+    if (waiting && !g->ended &&
+        dojoin(L, g, glL_remaining(deadline)) == GL_ETIMEDOUT)
+      waiting = 0;  /* from here on, only collect those that ended */
     if (g->ended)
       lua_rawseti(L, 2, ++n);
     else
       lua_pop(L, 1);
   }
-  lua_pop(L, 1);
+  lua_settop(L, 2);  /* drops the nil that ended the list */
   return 1;
 }
 
