@@ -1,12 +1,20 @@
 /* The hub: a coroutine of its own that runs ready tasks in FIFO order and,
  * between rounds, the libuv loop.  Timers for every sleep and timeout live
  * in one binary heap ordered by (deadline, start order) behind a single
- * uv_timer_t armed for the earliest.  Tasks switch only to the hub and the
+ * wake-up for the earliest: a timerfd on Linux, else a uv_timer_t.  Tasks switch only to the hub and the
  * hub only to tasks, so the hub is where finished tasks give back their
  * stacks and where a deadlock is noticed. */
 #include "hub.h"
 
 #include <fcntl.h>
+#ifdef __linux__
+#define GL_TIMERFD 1
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+#else
+#define GL_TIMERFD 0
+#endif
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -43,9 +51,11 @@ static struct {
   gl_timer **heap;        /* timers: a binary min-heap */
   size_t nheap, capheap;
   uint64_t timer_seq;
-  uv_timer_t uvtimer;
+  uv_timer_t uvtimer;     /* wakes the loop for the earliest deadline, */
+  int tfd;                /* or this timerfd, where there is one */
+  uv_poll_t tfpoll;       /* watching tfd; referenced while timers wait */
   uv_timer_t trimtimer;   /* gives idle pooled stacks' pages back */
-  uint64_t armed;         /* the deadline uvtimer is armed for, or 0 */
+  uint64_t armed;         /* the deadline the wake-up is set for, or 0 */
   size_t private_max;     /* private stacks before sharing starts */
   size_t nprivate;        /* private stacks in use by tasks */
   int can_share;
@@ -135,19 +145,64 @@ static void siftdown(size_t i) {
 }
 
 static void on_uvtimer(uv_timer_t *h);
+static void expire(void);
+static void arm(void);
 
-/* Arms the loop's timer for the earliest deadline.  The loop's cached time
- * is refreshed first, and the wait rounded up, so the timer never fires
- * before the deadline on our clock; if it fires a little early on the
- * loop's millisecond clock, on_uvtimer arms it again. */
+#if GL_TIMERFD
+/* The timerfd fires at the deadline itself, to the microsecond, where the
+ * loop's timers round the wait up to a whole millisecond.  It is set only
+ * when the earliest deadline moves earlier: one that moved later (its
+ * timer was stopped) lets the wake-up come early and find nothing due,
+ * which costs less than a system call for every stop. */
+static int arm_timerfd(uint64_t due) {
+  struct itimerspec its;
+  uv_ref((uv_handle_t *)&H.tfpoll);
+  if (H.armed != 0 && H.armed <= due) return 0;
+  memset(&its, 0, sizeof its);
+  its.it_value.tv_sec = (time_t)(due / 1000000000u);
+  its.it_value.tv_nsec = (long)(due % 1000000000u);
+  if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+    its.it_value.tv_nsec = 1;  /* zero would disarm it */
+  if (timerfd_settime(H.tfd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
+    return -1;
+  H.armed = due;
+  return 0;
+}
+
+static void on_timerfd(uv_poll_t *h, int status, int events) {
+  uint64_t n;
+  GL_UNUSED(h);
+  GL_UNUSED(status);
+  GL_UNUSED(events);
+  while (read(H.tfd, &n, sizeof n) == (ssize_t)sizeof n) {}
+  H.armed = 0;
+  expire();
+  arm();
+}
+#endif
+
+/* Arms the loop's wake-up for the earliest deadline.  Without a timerfd,
+ * the loop's cached time is refreshed first, and the wait rounded up, so
+ * the timer never fires before the deadline on our clock; if it fires a
+ * little early on the loop's millisecond clock, on_uvtimer arms it
+ * again. */
 static void arm(void) {
   uint64_t now, due, ms;
   if (H.nheap == 0) {
+#if GL_TIMERFD
+    if (H.tfd >= 0) {  /* left set: see arm_timerfd */
+      uv_unref((uv_handle_t *)&H.tfpoll);
+      return;
+    }
+#endif
     if (H.armed) uv_timer_stop(&H.uvtimer);
     H.armed = 0;
     return;
   }
   due = H.heap[0]->due;
+#if GL_TIMERFD
+  if (H.tfd >= 0 && arm_timerfd(due) == 0) return;
+#endif
   if (H.armed == due) return;
   uv_update_time(H.loop);
   now = uv_hrtime();
@@ -329,6 +384,17 @@ void gl_hub_init(uv_loop_t *loop, gl_task *main) {
   H.private_max = private_max;
   H.can_share = gl_coro_can_share();
   uv_timer_init(loop, &H.uvtimer);
+  H.tfd = -1;
+#if GL_TIMERFD
+  H.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (H.tfd >= 0 && uv_poll_init(loop, &H.tfpoll, H.tfd) == 0) {
+    uv_poll_start(&H.tfpoll, UV_READABLE, on_timerfd);
+    uv_unref((uv_handle_t *)&H.tfpoll);
+  } else if (H.tfd >= 0) {
+    close(H.tfd);
+    H.tfd = -1;
+  }
+#endif
   uv_timer_init(loop, &H.trimtimer);
   uv_timer_start(&H.trimtimer, on_trim, 1000, 1000);
   uv_unref((uv_handle_t *)&H.trimtimer);  /* never keeps the loop alive */
