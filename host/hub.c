@@ -1,12 +1,15 @@
 /* The hub: a coroutine of its own that runs ready tasks in FIFO order and,
  * between rounds, the libuv loop.  Timers for every sleep and timeout live
  * in one binary heap ordered by (deadline, start order) behind a single
- * wake-up for the earliest: a timerfd on Linux, else a uv_timer_t.  Tasks switch only to the hub and the
- * hub only to tasks, so the hub is where finished tasks give back their
- * stacks and where a deadlock is noticed. */
+ * wake-up for the earliest: a timerfd on Linux, else a uv_timer_t.  Tasks
+ * switch only to the hub and the hub only to tasks, so the hub is where
+ * finished tasks give back their stacks and where a deadlock is noticed. */
 #include "hub.h"
 
 #include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
 #ifdef __linux__
 #define GL_TIMERFD 1
 #include <sys/timerfd.h>
@@ -15,9 +18,6 @@
 #else
 #define GL_TIMERFD 0
 #endif
-#include <math.h>
-#include <stdarg.h>
-#include <string.h>
 
 #include "waitq.h"
 
