@@ -87,33 +87,37 @@ static int asyncresult_set_error(lua_State *L) {
   return 0;
 }
 
-/* Waits until r is ready or the timeout elapsed.  Returns GL_OK or
- * GL_ETIMEDOUT; raises a pending kill or Timeout. */
-static int waitready(lua_State *L, gl_asyncresult *r, uint64_t timeout) {
-  gl_waiter w;
-  int rc;
-  if (r->state != AR_PENDING) return GL_OK;
-  if (timeout == 0) return GL_ETIMEDOUT;
-  memset(&w, 0, sizeof w);
-  rc = gl_waitq_wait(&r->waiters, &w, timeout);
-  glL_raisepending(L, rc);
-  return rc;
+/* What follows the wait of r:wait and r:get (the result at 1, the
+ * timeout at 2), which may unwind (green.h): `k` once r is ready. */
+static int readywait(lua_State *L, gl_green_k k) {
+  gl_asyncresult *r = checkresult(L, 1);
+  uint64_t timeout = glL_opttimeout(L, 2);
+  if (r->state != AR_PENDING) return k(L, GL_OK, NULL);
+  if (timeout == 0) return k(L, GL_ETIMEDOUT, NULL);
+  gl_green_waiter();
+  return gl_green_wait(L, &r->waiters, timeout, k);
 }
 
-/* r:wait([timeout]) -> true | nil, "timeout" */
-static int asyncresult_wait(lua_State *L) {
-  gl_asyncresult *r = checkresult(L, 1);
-  if (waitready(L, r, glL_opttimeout(L, 2)) == GL_ETIMEDOUT)
-    return glL_fail(L, "timeout");
+static int waited(lua_State *L, int rc, gl_waiter *w) {
+  GL_UNUSED(w);
+  glL_raisepending(L, rc);
+  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
   lua_pushboolean(L, 1);
   return 1;
 }
 
+/* r:wait([timeout]) -> true | nil, "timeout" */
+static int asyncresult_wait(lua_State *L) {
+  return readywait(L, waited);
+}
+
 /* r:get([timeout]) -> the values; re-raises the error value; raises a
  * green.Timeout value if the timeout elapses first. */
-static int asyncresult_get(lua_State *L) {
+static int gotten(lua_State *L, int rc, gl_waiter *w) {
   gl_asyncresult *r = checkresult(L, 1);
-  if (waitready(L, r, glL_opttimeout(L, 2)) == GL_ETIMEDOUT) {
+  GL_UNUSED(w);
+  glL_raisepending(L, rc);
+  if (rc == GL_ETIMEDOUT) {
     glL_pushtimeout(L, lua_tonumber(L, 2));
     return lua_error(L);
   }
@@ -122,6 +126,10 @@ static int asyncresult_get(lua_State *L) {
     return lua_error(L);
   }
   return pushresult(L, r, 1);
+}
+
+static int asyncresult_get(lua_State *L) {
+  return readywait(L, gotten);
 }
 
 /* r:ready() -> boolean */

@@ -34,15 +34,23 @@ static int green_spawn_later(lua_State *L) {
   return 1;
 }
 
+static int slept(lua_State *L, int rc, gl_waiter *w) {
+  GL_UNUSED(w);
+  glL_raisepending(L, rc);
+  return 0;
+}
+
 /* green.sleep([seconds]): 0, nil or a negative number yields once. */
 static int green_sleep(lua_State *L) {
-  int isnum, rc;
+  int isnum;
   lua_Number s = lua_tonumberx(L, 1, &isnum);  /* the common case, cheaply */
   if (!isnum) s = luaL_optnumber(L, 1, 0);      /* nil, none, or an error */
   luaL_argcheck(L, s == s, 1, "not a number (NaN)");
-  rc = s > 0 ? gl_hub_sleep(gl_hub_ns(s)) : gl_hub_yield();
-  glL_raisepending(L, rc);
-  return 0;
+  if (s > 0) {
+    gl_green_waiter();
+    return gl_green_wait(L, NULL, gl_hub_ns(s), slept);
+  }
+  return slept(L, gl_hub_yield(), NULL);
 }
 
 /* green.getcurrent() -> the running greenthread */
@@ -70,7 +78,8 @@ static int green_exit(lua_State *L) {
 }
 
 /* green.stats() -> a table of the runtime's counters: greenthreads,
- * stacks, displaced stacks and the bytes they keep. */
+ * stacks, displaced stacks and the bytes they keep, greenthreads parked
+ * without a stack (unwound) and how many times one gave its stack up. */
 static int green_stats(lua_State *L) {
   gl_hub_stats h;
   gl_stack_stats st;
@@ -84,6 +93,8 @@ static int green_stats(lua_State *L) {
   SET("displaced", h.displaced);
   SET("saved_bytes", h.saved_bytes);
   SET("displacements", h.displacements);
+  SET("unwound", h.unwound);
+  SET("unwinds", h.unwinds);
   SET("stacks_total", st.total);
   SET("stacks_pooled", st.pooled);
   SET("stack_size", gl_stack_getsize());

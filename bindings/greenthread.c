@@ -25,20 +25,36 @@ static int dojoin(lua_State *L, gl_green *g, uint64_t timeout) {
   return rc;
 }
 
-/* g:join([timeout]) -> true | nil, "timeout" */
-static int greenthread_join(lua_State *L) {
+/* What follows the wait of g:join and g:get (the greenthread at 1, the
+ * timeout at 2), which may unwind (green.h): `k` once g ended. */
+static int joinwait(lua_State *L, gl_green_k k) {
   gl_green *g = checkgreen(L, 1);
-  if (dojoin(L, g, glL_opttimeout(L, 2)) == GL_ETIMEDOUT)
-    return glL_fail(L, "timeout");
+  uint64_t timeout = glL_opttimeout(L, 2);
+  if (g->ended) return k(L, GL_OK, NULL);
+  if (g == gl_green_current())
+    luaL_error(L, "cannot join the running greenthread");
+  gl_green_waiter();
+  return gl_green_wait(L, &g->joiners, timeout, k);
+}
+
+static int joined(lua_State *L, int rc, gl_waiter *w) {
+  GL_UNUSED(w);
+  glL_raisepending(L, rc);
+  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* g:get([timeout]) -> fn's values; re-raises fn's error; raises a
- * green.Timeout if the timeout elapses. */
-static int greenthread_get(lua_State *L) {
+/* g:join([timeout]) -> true | nil, "timeout" */
+static int greenthread_join(lua_State *L) {
+  return joinwait(L, joined);
+}
+
+static int gotten(lua_State *L, int rc, gl_waiter *w) {
   gl_green *g = checkgreen(L, 1);
-  if (dojoin(L, g, glL_opttimeout(L, 2)) == GL_ETIMEDOUT) {
+  GL_UNUSED(w);
+  glL_raisepending(L, rc);
+  if (rc == GL_ETIMEDOUT) {
     glL_pushtimeout(L, lua_tonumber(L, 2));
     return lua_error(L);
   }
@@ -48,6 +64,12 @@ static int greenthread_get(lua_State *L) {
     return lua_error(L);
   }
   return gl_green_pushresults(L, g, 1);
+}
+
+/* g:get([timeout]) -> fn's values; re-raises fn's error; raises a
+ * green.Timeout if the timeout elapses. */
+static int greenthread_get(lua_State *L) {
+  return joinwait(L, gotten);
 }
 
 /* Interrupts g with the value at `err` (nil: GreenletExit, put there);

@@ -19,7 +19,7 @@
  *     w.n; a getter takes it from there and wakes the putter with GL_OK.
  *     A putter that leaves otherwise clears its slot itself.
  * A waiter that times out or is killed had no promise, since a wake-up
- * happens once; it just leaves the wait queue (gl_waitq_wait does that).
+ * happens once; it just leaves the wait queue (the wait does that).
  *
  * A PriorityQueue calls Lua (`less`, or __lt) and that code may block or
  * fail.  So every heap change is planned first, by comparisons that only
@@ -419,21 +419,22 @@ static int getnow(lua_State *L, gl_queue *q, int promised) {
   }
 }
 
-/* A Channel's put when no getter waits: parks with the item in a slot
- * until a getter takes it.  Returns as doput. */
-static int channelput(lua_State *L, gl_queue *q, uint64_t timeout) {
-  gl_waiter w;
-  int rc;
-  memset(&w, 0, sizeof w);
-  w.n = (intptr_t)++q->nextslot;
-  lua_getiuservalue(L, 1, UV_SLOTS);
-  lua_pushvalue(L, 2);
-  lua_rawseti(L, -2, w.n);
-  if (q->peekers.head != NULL) gl_waitq_wake_all(&q->peekers, GL_OK);
-  rc = gl_waitq_wait(&q->putters, &w, timeout);
+/* What a put ends with after its wait, its item at 2. */
+static int putted(lua_State *L, int rc, gl_waiter *w) {
+  GL_UNUSED(w);
+  glL_raisepending(L, rc);
+  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+  if (rc == GL_ECLOSED) return luaL_error(L, "put into a closed queue");
+  putnow(L, checkqueue(L, 1), 1);  /* woken with a place: cannot fail */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* What a Channel's put ends with, its slot table on top. */
+static int channelputted(lua_State *L, int rc, gl_waiter *w) {
   if (rc != GL_OK) {  /* no getter took it: take it back */
     lua_pushnil(L);
-    lua_rawseti(L, -2, w.n);
+    lua_rawseti(L, -2, w->n);
   }
   glL_raisepending(L, rc);
   if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
@@ -442,50 +443,64 @@ static int channelput(lua_State *L, gl_queue *q, uint64_t timeout) {
   return 1;
 }
 
+/* A Channel's put when no getter waits: parks with the item in a slot
+ * until a getter takes it.  Returns as doput. */
+static int channelput(lua_State *L, gl_queue *q, uint64_t timeout) {
+  gl_waiter *w = gl_green_waiter();
+  w->n = (intptr_t)++q->nextslot;
+  lua_getiuservalue(L, 1, UV_SLOTS);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, w->n);
+  if (q->peekers.head != NULL) gl_waitq_wake_all(&q->peekers, GL_OK);
+  return gl_green_wait(L, &q->putters, timeout, channelputted);
+}
+
 /* Puts the item at index 2, waiting up to `timeout` for room (a zero
  * timeout does not park).  Returns true, or nil and `fullmsg` / "timeout".
- * A putter blocked when the queue is closed raises, as a later put. */
+ * A putter blocked when the queue is closed raises, as a later put.  The
+ * wait may unwind (green.h). */
 static int doput(lua_State *L, gl_queue *q, uint64_t timeout,
                  const char *fullmsg) {
-  gl_waiter w;
-  int rc;
   if (GL_UNLIKELY(lua_isnoneornil(L, 2)))
     return luaL_argerror(L, 2, "value expected");
   if (!putnow(L, q, 0)) {
     if (timeout == 0) return glL_fail(L, fullmsg);
     if (q->kind == K_CHANNEL) return channelput(L, q, timeout);
-    memset(&w, 0, sizeof w);
-    rc = gl_waitq_wait(&q->putters, &w, timeout);
-    glL_raisepending(L, rc);
-    if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
-    if (rc == GL_ECLOSED) return luaL_error(L, "put into a closed queue");
-    putnow(L, q, 1);  /* woken with a place: cannot fail to find room */
+    gl_green_waiter();
+    return gl_green_wait(L, &q->putters, timeout, putted);
   }
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* Gets an item, waiting up to `timeout` (a zero timeout does not park).
- * Returns the item, or nil and "closed" (closed and drained), `emptymsg`
- * or "timeout". */
-static int doget(lua_State *L, gl_queue *q, uint64_t timeout,
-                 const char *emptymsg) {
-  gl_waiter w;
-  int rc;
-  for (;;) {
-    if (getnow(L, q, 0)) return 1;
-    if (q->closed) return glL_fail(L, "closed");
-    if (timeout == 0) return glL_fail(L, emptymsg);
-    memset(&w, 0, sizeof w);
-    rc = gl_waitq_wait(&q->getters, &w, timeout);
-    glL_raisepending(L, rc);
-    if (rc == GL_OK) {  /* an item was reserved for us: take it */
-      getnow(L, q, 1);
-      return 1;
-    }
-    if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
-    /* GL_ECLOSED: drain what is left, or report "closed" */
+/* What a get ends with after its wait (or without one, for a closed
+ * queue): the item, or nil and "closed" or "timeout". */
+static int gotfrom(lua_State *L, gl_queue *q, int rc) {
+  glL_raisepending(L, rc);
+  if (rc == GL_OK) {  /* an item was reserved for us: take it */
+    getnow(L, q, 1);
+    return 1;
   }
+  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+  if (getnow(L, q, 0)) return 1;  /* GL_ECLOSED: drain what is left */
+  return glL_fail(L, "closed");
+}
+
+static int got(lua_State *L, int rc, gl_waiter *w) {
+  GL_UNUSED(w);
+  return gotfrom(L, checkqueue(L, 1), rc);
+}
+
+/* Gets an item, waiting up to `timeout` (a zero timeout does not park),
+ * and ends with k, which gets GL_ECLOSED for a closed queue.  The wait
+ * may unwind (green.h). */
+static int doget(lua_State *L, gl_queue *q, uint64_t timeout,
+                 const char *emptymsg, gl_green_k k) {
+  if (getnow(L, q, 0)) return 1;
+  if (q->closed) return k(L, GL_ECLOSED, NULL);
+  if (timeout == 0) return glL_fail(L, emptymsg);
+  gl_green_waiter();
+  return gl_green_wait(L, &q->getters, timeout, k);
 }
 
 /* q:put(item, [timeout]) -> true | nil, "timeout" */
@@ -503,13 +518,13 @@ static int queue_put_nowait(lua_State *L) {
 /* q:get([timeout]) -> item | nil, "timeout" | nil, "closed" */
 static int queue_get(lua_State *L) {
   gl_queue *q = checkqueue(L, 1);
-  return doget(L, q, opttimeout(L, 2), "timeout");
+  return doget(L, q, opttimeout(L, 2), "timeout", got);
 }
 
 /* q:get_nowait() -> item | nil, "empty" | nil, "closed" */
 static int queue_get_nowait(lua_State *L) {
   gl_queue *q = checkqueue(L, 1);
-  return doget(L, q, 0, "empty");
+  return doget(L, q, 0, "empty", got);
 }
 
 /* q:peek([timeout]) -> the item a get would take now, left in place |
@@ -555,10 +570,13 @@ static int queue_close(lua_State *L) {
 
 /* The iterator of q:iter(): the next item, or nil once closed and
  * drained. */
+static int gotnext(lua_State *L, int rc, gl_waiter *w) {
+  GL_UNUSED(w);
+  return gotfrom(L, checkqueue(L, 1), rc) == 1 ? 1 : 0;  /* 0: the end */
+}
+
 static int queue_next(lua_State *L) {
-  gl_queue *q = checkqueue(L, 1);
-  int n = doget(L, q, UINT64_MAX, "timeout");
-  return n == 1 ? 1 : 0;  /* nil, "closed": the end */
+  return doget(L, checkqueue(L, 1), UINT64_MAX, "timeout", gotnext);
 }
 
 /* q:iter() -> iterator, q: `for item in q:iter() do ... end` */

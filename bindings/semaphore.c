@@ -76,6 +76,14 @@ static int lock_new(lua_State *L) {
   return newsem(L, 1, 1, LOCK_TYPE);
 }
 
+/* Takes one count if there is one; returns whether it did. */
+static int take(gl_semaphore *s) {
+  if (s->count <= 0) return 0;
+  GL_ASSERT(s->waiters.head == NULL);
+  s->count--;
+  return 1;
+}
+
 /* Takes one count, waiting up to `timeout`.  Returns GL_OK or
  * GL_ETIMEDOUT; raises a pending kill or Timeout.  A waiter woken with
  * GL_OK was handed the count by release(), so it owns it even if a kill
@@ -84,11 +92,7 @@ static int lock_new(lua_State *L) {
 static int acquire(lua_State *L, gl_semaphore *s, uint64_t timeout) {
   gl_waiter w;
   int rc;
-  if (s->count > 0) {
-    GL_ASSERT(s->waiters.head == NULL);
-    s->count--;
-    return GL_OK;
-  }
+  if (take(s)) return GL_OK;
   if (timeout == 0) return GL_ETIMEDOUT;
   memset(&w, 0, sizeof w);
   rc = gl_waitq_wait(&s->waiters, &w, timeout);
@@ -109,13 +113,23 @@ static void release(lua_State *L, gl_semaphore *s) {
   s->count++;
 }
 
-/* s:acquire([timeout]) -> true | nil, "timeout" */
-static int semaphore_acquire(lua_State *L) {
-  gl_semaphore *s = checksem(L, 1);
-  if (acquire(L, s, glL_opttimeout(L, 2)) == GL_ETIMEDOUT)
-    return glL_fail(L, "timeout");
+static int acquired(lua_State *L, int rc, gl_waiter *w) {
+  GL_UNUSED(w);
+  glL_raisepending(L, rc);
+  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* s:acquire([timeout]) -> true | nil, "timeout".  Its wait may unwind
+ * (green.h); acquire()'s rule for a kill holds the same. */
+static int semaphore_acquire(lua_State *L) {
+  gl_semaphore *s = checksem(L, 1);
+  uint64_t timeout = glL_opttimeout(L, 2);
+  if (take(s)) return acquired(L, GL_OK, NULL);
+  if (timeout == 0) return acquired(L, GL_ETIMEDOUT, NULL);
+  gl_green_waiter();
+  return gl_green_wait(L, &s->waiters, timeout, acquired);
 }
 
 /* s:release() */

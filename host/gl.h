@@ -49,7 +49,9 @@ enum {
   GL_OK = 0,        /* woken normally */
   GL_ETIMEDOUT = 1, /* the timeout given to the call elapsed */
   GL_EINTR = 2,     /* an interrupt (kill, Timeout) is pending: raise it */
-  GL_ECLOSED = 3    /* the object waited on was closed */
+  GL_ECLOSED = 3,   /* the object waited on was closed */
+  GL_EUNWIND = 4    /* still parked: unwind to the task's body, which
+                       gives the stack up (gl_hub_leave_stack) */
 };
 
 /* Prints "greenlua: fatal: <message>" on stderr and aborts. */

@@ -182,31 +182,6 @@ static const char *name_of(gl_green *g) {
   return gl_task_name(&g->task, buf, sizeof buf);
 }
 
-/* Message handler of a greenthread's body: keeps the error value intact
- * (g:get() re-raises the very value) and saves the traceback, printed if
- * the error escapes and is not a GreenletExit. */
-static int msgh(lua_State *L) {
-  gl_green *g = gl_green_current();
-  const char *msg;
-  pushslot(L, SLOT_EXIT);
-  if (lua_rawequal(L, 1, -1)) return 1;  /* killed: nothing to report */
-  lua_pop(L, 1);
-  msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      msg = lua_tostring(L, -1);
-    else
-      msg = lua_pushfstring(L, "(error object is a %s value)",
-                            luaL_typename(L, 1));
-  }
-  luaL_traceback(L, L, msg, 1);
-  gl_green_push(L, g);
-  lua_insert(L, -2);
-  gl_green_setextra(L, -2, GL_GREEN_TRACE);
-  lua_settop(L, 1);
-  return 1;
-}
-
 static void report(gl_green *g) {
   lua_State *L = g->L;
   const char *trace;
@@ -243,8 +218,10 @@ static void givethread(lua_State *T) {
   }
 }
 
-/* Runs after the body: records the outcome, wakes joiners, starts links
- * and drops the reference that kept the greenthread alive. */
+/* Runs after the body, with L holding the greenthread's userdata and
+ * what the body ended with (its results, or its error if status is not
+ * LUA_OK): records the outcome, wakes joiners, starts links and drops the
+ * reference that kept the greenthread alive. */
 static void finish(gl_green *g, int status) {
   lua_State *L = g->L;
   int anchor;
@@ -257,7 +234,7 @@ static void finish(gl_green *g, int status) {
     lua_pop(L, 1);
     if (g->failed) report(g);
   }
-  g->nres = lua_gettop(L) - 2;  /* above ud and the message handler */
+  g->nres = lua_gettop(L) - 1;  /* above ud */
   if (g->nres == 0) {
     lua_pushnil(L);
     lua_setiuservalue(L, 1, UV_BODY);
@@ -266,8 +243,8 @@ static void finish(gl_green *g, int status) {
   } else {
     int i;
     lua_createtable(L, g->nres, 0);
-    lua_insert(L, 3);
-    for (i = g->nres; i >= 1; i--) lua_rawseti(L, 3, i);
+    lua_insert(L, 2);
+    for (i = g->nres; i >= 1; i--) lua_rawseti(L, 2, i);
     lua_setiuservalue(L, 1, UV_BODY);
   }
   g->ended = 1;
@@ -296,31 +273,99 @@ static void finish(gl_green *g, int status) {
   lua_pop(hubL, 1);
 }
 
+static int closethread(lua_State *L) {
+#if LUA_VERSION_NUM > 504 || LUA_VERSION_RELEASE_NUM >= 50406
+  return lua_closethread(L, NULL);
+#else
+  return lua_resetthread(L);
+#endif
+}
+
+/* The body of g failed (or yielded with coroutine.yield, to nobody) and
+ * L still holds its frames, the error (or the yielded values) on top.
+ * Records the traceback, unless the error is a GreenletExit, and resets L
+ * for reuse, which closes its pending to-be-closed variables.  Leaves L
+ * holding g's userdata and the error.  Returns the status to finish with.
+ * No Lua code runs while hubL holds the error and the traceback. */
+static int failed(gl_green *g, lua_State *L, int status) {
+  const char *msg;
+  int closed;
+  if (status == LUA_YIELD) {
+    lua_pushliteral(L, "attempt to yield from outside a coroutine");
+    status = LUA_ERRRUN;
+  }
+  lua_xmove(L, hubL, 1);  /* a copy of the error for hubL, in its place */
+  lua_pushvalue(hubL, -1);
+  lua_xmove(hubL, L, 1);
+  pushslot(hubL, SLOT_EXIT);
+  if (lua_rawequal(hubL, -1, -2)) {
+    lua_pushnil(hubL);  /* killed: nothing to report */
+  } else {
+    luaL_traceback(hubL, L, NULL, 0);
+  }
+  lua_remove(hubL, -2);       /* hubL: error traceback */
+  closed = closethread(L);
+  if (closed == LUA_OK) {     /* the error is not on L any more */
+    lua_settop(L, 0);
+    lua_pushvalue(hubL, -2);
+    lua_xmove(hubL, L, 1);
+  } else {                    /* L holds the error, or the error of a
+                                 __close that failed */
+    status = closed;
+    lua_settop(L, 1);
+  }
+  lua_xmove(hubL, L, 1);      /* L: error traceback */
+  lua_pop(hubL, 1);
+  if (!lua_isnil(L, 2)) {
+    msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+      if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+        msg = lua_tostring(L, -1);
+      else
+        msg = lua_pushfstring(L, "(error object is a %s value)",
+                              luaL_typename(L, 1));
+    }
+    lua_pushfstring(L, "%s\n%s", msg, lua_tostring(L, 2));
+    gl_green_push(L, g);
+    lua_insert(L, -2);
+    gl_green_setextra(L, -2, GL_GREEN_TRACE);
+  }
+  lua_settop(L, 1);
+  gl_green_push(L, g);
+  lua_insert(L, 1);
+  return status;
+}
+
 static void run(gl_task *t) {
   gl_green *g = gl_container_of(t, gl_green, task);
-  lua_State *L;
-  int status, i;
-  if (g->delay_ns > 0) gl_hub_sleep(g->delay_ns);  /* spawn_later */
-  L = g->L = takethread();  /* anchored on hubL's stack meanwhile */
-  gl_green_push(L, g);
-  lua_pushcfunction(L, msgh);
-  lua_getiuservalue(L, 1, UV_BODY);  /* L: ud msgh fn */
-  lua_pushthread(L);
-  lua_setiuservalue(L, 1, UV_BODY);  /* anchored by g while it runs */
-  lua_pop(hubL, 1);
-  if (t->intr != NULL) {  /* killed before it started: fn never runs */
-    lua_settop(L, 2);
-    pushpending(L, g);
-    status = LUA_ERRRUN;
+  lua_State *L = g->L;
+  int status, nres, i;
+  if (L != NULL) {  /* back after it unwound its frames while parked */
+    status = lua_resume(L, NULL, 0, &nres);
   } else {
+    if (g->delay_ns > 0) gl_hub_sleep(g->delay_ns);  /* spawn_later */
+    L = g->L = takethread();  /* anchored on hubL's stack meanwhile */
+    gl_green_push(L, g);
+    lua_getiuservalue(L, 1, UV_BODY);  /* L: ud fn */
+    lua_pushthread(L);
+    lua_setiuservalue(L, 1, UV_BODY);  /* anchored by g while it runs */
+    lua_pop(hubL, 1);
+    if (t->intr != NULL) {  /* killed before it started: fn never runs */
+      lua_settop(L, 1);
+      pushpending(L, g);
+      finish(g, LUA_ERRRUN);
+      return;
+    }
     luaL_checkstack(L, g->nargs, "too many arguments");
     for (i = UV_ARGS; i < UV_ARGS + g->nargs; i++) {
       lua_getiuservalue(L, 1, i);
       lua_pushnil(L);
       lua_setiuservalue(L, 1, i);  /* let them be collected */
     }
-    status = lua_pcall(L, g->nargs, LUA_MULTRET, 2);
+    status = lua_resume(L, NULL, g->nargs, &nres);
   }
+  if (status == LUA_YIELD && t->unwinding) gl_hub_leave_stack();
+  if (status != LUA_OK) status = failed(g, L, status);
   finish(g, status);
 }
 
@@ -345,6 +390,46 @@ gl_green *gl_green_spawn(lua_State *L, int nargs, uint64_t delay_ns) {
   g->ref = anchor(L);
   gl_hub_spawn(&g->task);
   return g;
+}
+/* }====== */
+
+/* {====== Waits that give the stack up ====== */
+
+static int waited(lua_State *L, gl_green *g, int rc, gl_green_k k) {
+  g->task.unwindable = 0;
+  gl_waitq_remove(&g->w);  /* GL_EINTR before parking leaves it linked */
+  return k(L, rc, &g->w);
+}
+
+/* The continuation of a wait whose frames unwound, run by the body's
+ * lua_resume once the greenthread was woken.  Anyone else resuming the
+ * greenthread's thread (which coroutine.running hands out) finds it still
+ * parked and gets it back suspended as it was. */
+static int resumed(lua_State *L, int status, lua_KContext ctx) {
+  gl_task *t = gl_hub_current();
+  gl_green *g = t != NULL ? gl_container_of(t, gl_green, task) : NULL;
+  GL_UNUSED(status);
+  if (g == NULL || g->L != L || t->waiter != NULL)
+    return lua_yieldk(L, 0, ctx, resumed);
+  return waited(L, g, g->w.status, (gl_green_k)ctx);
+}
+
+gl_waiter *gl_green_waiter(void) {
+  gl_waiter *w = &gl_green_current()->w;
+  memset(w, 0, sizeof *w);
+  return w;
+}
+
+int gl_green_wait(lua_State *L, gl_waitq *q, uint64_t timeout_ns,
+                  gl_green_k k) {
+  gl_green *g = gl_green_current();
+  gl_waiter *w = &g->w;
+  int rc;
+  if (q != NULL) gl_waitq_link(q, w);
+  g->task.unwindable = L == g->L && lua_isyieldable(L);
+  rc = gl_hub_park(w, timeout_ns);
+  if (rc == GL_EUNWIND) return lua_yieldk(L, 0, (lua_KContext)k, resumed);
+  return waited(L, g, rc, k);
 }
 /* }====== */
 
@@ -397,6 +482,9 @@ void gl_runtime_open(lua_State *L) {
     unsigned long long n = strtoull(env, &end, 10);
     if (*end == '\0') gl_hub_private_stacks((size_t)n);
   }
+  env = getenv("GREENLUA_UNWIND_EAGERLY");  /* tests: see hub.h */
+  if (env != NULL && *env != '\0' && strcmp(env, "0") != 0)
+    gl_hub_unwind_eagerly(1);
   hubL = lua_newthread(L);
   luaL_ref(L, LUA_REGISTRYINDEX);
   poolL = lua_newthread(hubL);           /* SLOT_POOL */

@@ -29,6 +29,7 @@ typedef struct gl_green {
   uint64_t delay_ns;   /* spawn_later */
   gl_waitq joiners;    /* join() waiters */
   gl_intr kill;        /* the cause g:kill() interrupts with */
+  gl_waiter w;         /* of gl_green_wait: it outlives the frames */
   void *timeouts;      /* started green.Timeouts (bindings/timeout.c) */
   unsigned char ended, failed, ismain;
 } gl_green;
@@ -77,6 +78,34 @@ void gl_green_push(lua_State *L, gl_green *g);
 /* Pushes what g ended with (its values, or its error) from the userdata
  * at `idx`; returns how many. */
 int gl_green_pushresults(lua_State *L, gl_green *g, int idx);
+
+/* {====== Waits that give the stack up ======
+ * A greenthread parked in a blocking call keeps its C frames, and once it
+ * shares a stack with others, they are copied out when another needs the
+ * stack.  A call written as a wait plus a continuation lets them go
+ * instead: if the stack is wanted while the greenthread waits on its own
+ * Lua thread, where Lua allows a yield, the frames unwind with lua_yieldk
+ * and the greenthread costs no stack at all until it is woken; then Lua
+ * runs the continuation.  Elsewhere (inside a metamethod, a sort
+ * comparator, a plain coroutine) the same call keeps its frames. */
+
+/* What follows a wait: gets the Lua stack of the calling function as it
+ * was, the wait's status (GL_OK, GL_ETIMEDOUT, GL_EINTR, GL_ECLOSED) and
+ * the waiter (its data, n and n2 as the caller and the waker left them),
+ * and returns what that function returns. */
+typedef int (*gl_green_k)(lua_State *L, int rc, gl_waiter *w);
+
+/* The running greenthread's own waiter, cleared: call it before each
+ * gl_green_wait, and fill data, n or n2 if the waker needs them. */
+gl_waiter *gl_green_waiter(void);
+
+/* Parks the running greenthread, on its own waiter, in `q` (only on its
+ * timeout when q is NULL) until woken, then returns k(L, status, waiter).
+ * Use it as the return expression of a lua_CFunction:
+ * `return gl_green_wait(L, q, timeout, k);`. */
+int gl_green_wait(lua_State *L, gl_waitq *q, uint64_t timeout_ns,
+                  gl_green_k k);
+/* }====== */
 
 /* Raises in L the interrupt pending for the current greenthread (the
  * caller saw GL_EINTR).  Never returns. */

@@ -63,9 +63,13 @@ static struct {
   size_t nextshared;
   size_t displaced, saved_bytes;
   unsigned long long displacements;
+  size_t unwound;         /* parked tasks that gave their stack up */
+  unsigned long long unwinds;
+  int eager;              /* gl_hub_unwind_eagerly */
 } H;
 
 static size_t private_max = PRIVATE_STACKS;
+static int eager_unwind;
 
 void (*gl_hub_deadlock_hook)(void);
 
@@ -107,6 +111,13 @@ void gl_hub_getstats(gl_hub_stats *st) {
   st->displaced = H.displaced;
   st->saved_bytes = H.saved_bytes;
   st->displacements = H.displacements;
+  st->unwound = H.unwound;
+  st->unwinds = H.unwinds;
+}
+
+void gl_hub_unwind_eagerly(int on) {
+  eager_unwind = on;
+  H.eager = on;
 }
 
 /* {====== Timers ====== */
@@ -382,6 +393,7 @@ void gl_hub_init(uv_loop_t *loop, gl_task *main) {
   H.loop = loop;
   H.main = main;
   H.private_max = private_max;
+  H.eager = eager_unwind;
   H.can_share = gl_coro_can_share();
   uv_timer_init(loop, &H.uvtimer);
   H.tfd = -1;
@@ -470,9 +482,49 @@ static void relocate(gl_task *t) {
   t->waiter = b;
 }
 
-/* Makes a shared-stack task's frames current before it runs. */
+/* Gives the stack of a finished or unwound task back. */
+static void drop_stack(gl_task *t) {
+  if (t->coro.shared) {
+    gl_coro_leave(&t->coro);
+  } else {
+    gl_coro_release(&t->coro);
+    H.nprivate--;
+  }
+  t->started = 0;
+}
+
+/* Has a parked, unwindable task unwind its frames and give its stack up
+ * (see hub.h); it runs from the start of its body once woken. */
+static void unwind(gl_task *t) {
+  GL_ASSERT(t->state == GL_TASK_PARKED && t->unwindable);
+  t->unwinding = 1;
+  H.current = t;
+  gl_coro_switch(&H.co, &t->coro, 0);
+  H.current = NULL;
+  t->unwinding = 0;
+  drop_stack(t);
+  H.unwound++;
+  H.unwinds++;
+}
+
+GL_NORETURN void gl_hub_leave_stack(void) {
+  gl_task *t = H.current;
+  GL_ASSERT(t != NULL && t->unwinding);
+  gl_coro_switch(&t->coro, &H.co, 1);
+  gl_fatal("a task ran again on the frames it unwound");
+}
+
+/* Makes a shared-stack task's frames current before it runs.  The
+ * occupant unwinds if it can, which leaves nothing to copy. */
 static void activate(gl_task *t) {
   gl_coro *occ = gl_coro_occupant(&t->coro);
+  if (occ != NULL) {
+    gl_task *o = gl_container_of(occ, gl_task, coro);
+    if (o->unwindable && o->state == GL_TASK_PARKED) {
+      unwind(o);
+      occ = NULL;
+    }
+  }
   if (t->coro.saved != NULL) {
     H.displaced--;
     H.saved_bytes -= t->coro.nsaved;
@@ -488,20 +540,19 @@ static void activate(gl_task *t) {
 }
 
 static void runtask(gl_task *t) {
-  if (t->state == GL_TASK_NEW) start(t);
+  if (!t->started) {
+    if (t->state != GL_TASK_NEW) H.unwound--;  /* back after unwinding */
+    start(t);
+  }
   if (t->coro.shared) activate(t);
   t->state = GL_TASK_RUNNING;
   H.current = t;
   gl_coro_switch(&H.co, &t->coro, 0);
   H.current = NULL;
-  if (t->state == GL_TASK_DEAD) {
-    if (t->coro.shared) {
-      gl_coro_leave(&t->coro);
-    } else {
-      gl_coro_release(&t->coro);
-      H.nprivate--;
-    }
-  }
+  if (t->state == GL_TASK_DEAD)
+    drop_stack(t);
+  else if (H.eager && t->state == GL_TASK_PARKED && t->unwindable)
+    unwind(t);
 }
 
 static void deadlock(void) {
@@ -559,6 +610,7 @@ int gl_hub_park(gl_waiter *w, uint64_t timeout_ns) {
   t->waiter = w;
   t->state = GL_TASK_PARKED;
   tohub(t, 0);
+  if (t->unwinding) return GL_EUNWIND;  /* still parked on w */
   return w->status;
 }
 

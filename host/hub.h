@@ -61,7 +61,9 @@ struct gl_task {
   uint64_t id;
   unsigned fronted;       /* the hub round it last ran ahead of others in */
   unsigned char state;
-  unsigned char started;
+  unsigned char started;  /* has a context (and a stack) to switch to */
+  unsigned char unwindable;  /* parked where its frames can be rebuilt */
+  unsigned char unwinding;   /* asked to unwind them (GL_EUNWIND) */
   const char *name;       /* NULL: "greenthread-<id>" (gl_task_name) */
 };
 
@@ -84,8 +86,30 @@ void gl_hub_spawn(gl_task *t);
 /* Parks the current task until a gl_hub_wake on `w`, an interrupt, or
  * `timeout_ns` (UINT64_MAX: none).  Returns GL_EINTR at once if an
  * interrupt is already pending; otherwise the waker's status, GL_ETIMEDOUT
- * or GL_EINTR. */
+ * or GL_EINTR; or GL_EUNWIND for a park marked unwindable (below). */
 int gl_hub_park(gl_waiter *w, uint64_t timeout_ns);
+
+/* {====== Giving the stack up while parked ======
+ * A parked task keeps its frames on its stack, and a task displaced from
+ * a shared stack has them copied out (coro.h).  A task that can rebuild
+ * them instead (a greenthread waiting in a call with a Lua continuation,
+ * green.h) sets t->unwindable before gl_hub_park, on a waiter that does
+ * not live on its stack.  When the hub needs that stack, it switches to
+ * the task with t->unwinding set: gl_hub_park returns GL_EUNWIND, the
+ * task unwinds its frames down to its body, and the body calls
+ * gl_hub_leave_stack.  The task stays parked on the same waiter; once
+ * woken it runs t->run from the start on a fresh context, and the body
+ * resumes what it unwound. */
+
+/* Leaves the current task's stack for good (it unwound while parked).
+ * Never returns. */
+GL_NORETURN void gl_hub_leave_stack(void);
+
+/* Makes every unwindable park give its stack up at once, not only when
+ * the stack is wanted: for tests, which then run every such wait through
+ * the unwinding path. */
+void gl_hub_unwind_eagerly(int on);
+/* }====== */
 
 /* Wakes the task parked on `w` with `status`, unlinking `w` from its wait
  * queue and timer.  Does nothing if `w`'s task is no longer parked on it. */
@@ -136,7 +160,8 @@ size_t gl_hub_live(void);
 
 typedef struct gl_hub_stats {
   size_t live, private_stacks, shared_stacks, displaced, saved_bytes;
-  unsigned long long displacements;
+  size_t unwound;                   /* parked without a stack */
+  unsigned long long displacements, unwinds;
 } gl_hub_stats;
 void gl_hub_getstats(gl_hub_stats *st);
 

@@ -12,14 +12,18 @@ void gl_waitq_remove(gl_waiter *w) {
   q->n--;
 }
 
-int gl_waitq_wait(gl_waitq *q, gl_waiter *w, uint64_t timeout_ns) {
-  int rc;
+void gl_waitq_link(gl_waitq *q, gl_waiter *w) {
   w->q = q;
   w->next = NULL;
   w->prev = q->tail;
   if (q->tail) q->tail->next = w; else q->head = w;
   q->tail = w;
   q->n++;
+}
+
+int gl_waitq_wait(gl_waitq *q, gl_waiter *w, uint64_t timeout_ns) {
+  int rc;
+  gl_waitq_link(q, w);
   rc = gl_hub_park(w, timeout_ns);
   gl_waitq_remove(w);  /* GL_EINTR before parking leaves it linked */
   return rc;

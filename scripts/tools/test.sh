@@ -65,6 +65,7 @@ for cfg in "build Release" "build-asan Asan"; do
   if build "$1" "$2"; then
     ctests "$1"
     specs "$1"
+    GREENLUA_UNWIND_EAGERLY=1 specs "$1" "stacks given up at every wait"
     contract "$1"
     if [ "$2" = Release ]; then
       # Stress: every greenthread on a shared stack, so that its frames are

@@ -24,6 +24,7 @@ struct job {
   gl_waitq *q;
   gl_waiter w;
   int fd;
+  int unwound;  /* gave its stack up while parked */
 };
 
 static gl_task main_task;
@@ -796,5 +797,85 @@ TEST(hub_sleep_on_shared_stacks) {
   }
   check_shared();
   free(jobs);
+}
+
+/* Parks on j->q (or on its timeout j->ns alone) where it could rebuild
+ * its frames, as a greenthread does: asked to unwind, it leaves its stack,
+ * and once woken job_run starts again on a fresh context. */
+static void unwind_body(job *j) {
+  int rc;
+  if (!j->unwound) {
+    if (j->q != NULL) gl_waitq_link(j->q, &j->w);
+    j->task.unwindable = 1;
+    rc = gl_hub_park(&j->w, j->q != NULL ? UINT64_MAX : j->ns);
+    if (rc == GL_EUNWIND) {
+      j->unwound = 1;
+      gl_hub_leave_stack();
+    }
+  } else {
+    rc = j->w.status;  /* what the waker left, with no frames to return to */
+  }
+  j->task.unwindable = 0;
+  gl_waitq_remove(&j->w);
+  j->rc = rc;
+  logid(j->id);
+}
+
+/* Tasks parked where they can unwind give their shared stacks up instead
+ * of having their frames copied, and wake in order, on fresh contexts. */
+TEST(hub_unwinds_parked_tasks_on_shared_stacks) {
+  enum { N = 300 };
+  job *jobs = calloc(N, sizeof *jobs);
+  gl_waitq q = GL_WAITQ_INIT;
+  gl_hub_stats st;
+  int i, unwound = 0;
+  hub_setup(0);
+  for (i = 0; i < N; i++) {
+    job_spawn(&jobs[i], i, unwind_body);
+    jobs[i].q = &q;
+  }
+  yield_until_waiting(&q, N);
+  gl_hub_getstats(&st);
+  for (i = 0; i < N; i++) unwound += jobs[i].unwound;
+  CHECK_EQ(st.unwound, (size_t)unwound);
+  CHECK_EQ(st.saved_bytes, 0);
+  if (gl_coro_can_share()) CHECK_GE(unwound, N - 64);
+  CHECK_EQ(gl_waitq_wake_all(&q, GL_OK), N);
+  gl_hub_wait_others();
+  CHECK_EQ(norder, N);
+  for (i = 0; i < N; i++) {
+    CHECK_EQ(order[i], i);
+    CHECK_EQ(jobs[i].rc, GL_OK);
+  }
+  gl_hub_getstats(&st);
+  CHECK_EQ(st.unwound, 0);
+  CHECK_EQ(st.unwinds, (unsigned long long)unwound);
+  free(jobs);
+}
+
+/* With eager unwinding, even tasks on stacks of their own give them up
+ * at every such park (sanitizer builds included); timeouts still fire. */
+TEST(hub_unwinds_eagerly_when_asked) {
+  enum { N = 20 };
+  job jobs[N];
+  gl_hub_stats st;
+  int i;
+  gl_hub_unwind_eagerly(1);
+  hub_setup(EVERYONE_PRIVATE);
+  for (i = 0; i < N; i++) {
+    job_spawn(&jobs[i], i, unwind_body);
+    jobs[i].ns = (uint64_t)(N - i) * MS;
+  }
+  CHECK_EQ(gl_hub_yield(), GL_OK);
+  gl_hub_getstats(&st);
+  CHECK_EQ(st.unwound, N);
+  CHECK_EQ(st.private_stacks, 0);
+  gl_hub_wait_others();
+  gl_hub_unwind_eagerly(0);
+  for (i = 0; i < N; i++) {
+    CHECK(jobs[i].unwound);
+    CHECK_EQ(jobs[i].rc, GL_ETIMEDOUT);
+    CHECK_EQ(order[i], N - 1 - i);  /* in deadline order */
+  }
 }
 /* }====== */
