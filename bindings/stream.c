@@ -594,17 +594,15 @@ static void readnow(glS_stream *s) {
   }
 }
 
-/* Waits (with the read timeout) until a receive of `kind` can complete,
- * in FIFO order with other receivers, and returns its results.  A
- * receiver times out with the buffered data as its partial result only
- * if it was its turn (the data belongs to the first receiver). */
-static int receive(lua_State *L, glS_stream *s, int kind, size_t n,
-                   int prefix) {
-  uint64_t deadline = glL_deadline(s->tread);
-  int turn = s->readq.head == NULL && !s->rbusy;
-  gl_waiter w;
-  int rc, nres;
-  if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
+static int received(lua_State *L, int rc, gl_waiter *w);
+
+/* The receive loop, from where the receiver knows whether it is its
+ * turn.  The deadline and `prefix` wait on top of L's stack, above the
+ * arguments, for `received`; `again` says whether it runs there. */
+static int receiving(lua_State *L, glS_stream *s, int kind, size_t n,
+                     int prefix, uint64_t deadline, int turn, int again) {
+  gl_waiter *w;
+  int nres;
   for (;;) {
     if (turn) {
       if ((nres = take(L, s, kind, n, prefix)) > 0) break;
@@ -617,35 +615,59 @@ static int receive(lua_State *L, glS_stream *s, int kind, size_t n,
       startreading(s);
       if (s->rerr) continue;  /* take reports it */
     }
-    memset(&w, 0, sizeof w);
-    w.n2 = NEED(kind, n);
-    w.n = ++s->rseq;  /* the order of receivers, for timeouts */
-    rc = gl_waitq_wait(&s->readq, &w, glL_remaining(deadline));
-    if (s->state == GLS_CLOSED) {
-      glL_raisepending(L, rc);
-      return glL_fail(L, "closed");
-    }
-    if (rc == GL_OK) {  /* our turn, handed over by kick */
-      s->rbusy = 0;
-      turn = 1;
-      continue;
-    }
-    if (rc == GL_EINTR) {
-      afterread(s);  /* the next reader may be served already */
-      gl_green_raise(L);
-    }
-    if (s->rbusy || (s->readq.head != NULL && s->readq.head->n < w.n)) {
-      lua_pushnil(L);  /* not our turn: the data is someone else's */
-      lua_pushliteral(L, "timeout");
-      pushdata(L, "", 0, prefix);
-      nres = 3;
-    } else {
-      nres = failpartial(L, s, "timeout", prefix);
-    }
-    break;
+    w = gl_green_waiter();
+    w->n2 = NEED(kind, n);
+    w->n = ++s->rseq;  /* the order of receivers, for timeouts */
+    if (again) return gl_green_again(&s->readq, glL_remaining(deadline));
+    return gl_green_wait(L, &s->readq, glL_remaining(deadline), received);
   }
   afterread(s);
   return nres;
+}
+
+/* What follows a receiver's wait (which may unwind, green.h). */
+static int received(lua_State *L, int rc, gl_waiter *w) {
+  glS_stream *s = glS_checkstream(L, 1);
+  uint64_t deadline = (uint64_t)lua_tointeger(L, -2);
+  int prefix = (int)lua_tointeger(L, -1), nres;
+  if (s->state == GLS_CLOSED) {
+    glL_raisepending(L, rc);
+    return glL_fail(L, "closed");
+  }
+  if (rc == GL_OK) {  /* our turn, handed over by kick */
+    s->rbusy = 0;
+    return receiving(L, s, NEEDKIND(w->n2), NEEDN(w->n2), prefix, deadline,
+                     1, 1);
+  }
+  if (rc == GL_EINTR) {
+    afterread(s);  /* the next reader may be served already */
+    gl_green_raise(L);
+  }
+  if (s->rbusy || (s->readq.head != NULL && s->readq.head->n < w->n)) {
+    lua_pushnil(L);  /* not our turn: the data is someone else's */
+    lua_pushliteral(L, "timeout");
+    pushdata(L, "", 0, prefix);
+    nres = 3;
+  } else {
+    nres = failpartial(L, s, "timeout", prefix);
+  }
+  afterread(s);
+  return nres;
+}
+
+/* Waits (with the read timeout) until a receive of `kind` can complete,
+ * in FIFO order with other receivers, and returns its results.  A
+ * receiver times out with the buffered data as its partial result only
+ * if it was its turn (the data belongs to the first receiver).  The
+ * stream is at index 1 and `prefix` is 0 or an index. */
+static int receive(lua_State *L, glS_stream *s, int kind, size_t n,
+                   int prefix) {
+  uint64_t deadline = glL_deadline(s->tread);
+  if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
+  lua_pushinteger(L, (lua_Integer)deadline);
+  lua_pushinteger(L, prefix);
+  return receiving(L, s, kind, n, prefix, deadline,
+                   s->readq.head == NULL && !s->rbusy, 0);
 }
 /* }====== */
 

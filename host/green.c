@@ -343,7 +343,7 @@ static void run(gl_task *t) {
   if (L != NULL) {  /* back after it unwound its frames while parked */
     status = lua_resume(L, NULL, 0, &nres);
   } else {
-    if (g->delay_ns > 0) gl_hub_sleep(g->delay_ns);  /* spawn_later */
+    if (g->ns > 0) gl_hub_sleep(g->ns);  /* spawn_later */
     L = g->L = takethread();  /* anchored on hubL's stack meanwhile */
     gl_green_push(L, g);
     lua_getiuservalue(L, 1, UV_BODY);  /* L: ud fn */
@@ -386,7 +386,7 @@ gl_green *gl_green_spawn(lua_State *L, int nargs, uint64_t delay_ns) {
   gl_waitq_init(&g->joiners);
   g->kill.kind = GL_INTR_KILL;
   g->kill.ref = LUA_NOREF;
-  g->delay_ns = delay_ns;
+  g->ns = delay_ns;
   g->ref = anchor(L);
   gl_hub_spawn(&g->task);
   return g;
@@ -395,10 +395,27 @@ gl_green *gl_green_spawn(lua_State *L, int nargs, uint64_t delay_ns) {
 
 /* {====== Waits that give the stack up ====== */
 
+/* Ends a wait: the waiter leaves its queue (GL_EINTR before parking
+ * leaves it linked) and k runs. */
 static int waited(lua_State *L, gl_green *g, int rc, gl_green_k k) {
   g->task.unwindable = 0;
-  gl_waitq_remove(&g->w);  /* GL_EINTR before parking leaves it linked */
+  gl_waitq_remove(&g->w);
   return k(L, rc, &g->w);
+}
+
+static int resumed(lua_State *L, int status, lua_KContext ctx);
+
+/* Parks g on its waiter (linked already) for g->ns, then runs k, and
+ * does so again while k returns GL_GREEN_AGAIN.  The frames unwind from
+ * here when the hub asks. */
+static int park(lua_State *L, gl_green *g, gl_green_k k) {
+  for (;;) {
+    int rc, n;
+    g->task.unwindable = L == g->L && lua_isyieldable(L);
+    rc = gl_hub_park(&g->w, g->ns);
+    if (rc == GL_EUNWIND) return lua_yieldk(L, 0, (lua_KContext)k, resumed);
+    if ((n = waited(L, g, rc, k)) != GL_GREEN_AGAIN) return n;
+  }
 }
 
 /* The continuation of a wait whose frames unwound, run by the body's
@@ -408,10 +425,13 @@ static int waited(lua_State *L, gl_green *g, int rc, gl_green_k k) {
 static int resumed(lua_State *L, int status, lua_KContext ctx) {
   gl_task *t = gl_hub_current();
   gl_green *g = t != NULL ? gl_container_of(t, gl_green, task) : NULL;
+  gl_green_k k = (gl_green_k)ctx;
+  int n;
   GL_UNUSED(status);
   if (g == NULL || g->L != L || t->waiter != NULL)
     return lua_yieldk(L, 0, ctx, resumed);
-  return waited(L, g, g->w.status, (gl_green_k)ctx);
+  if ((n = waited(L, g, g->w.status, k)) != GL_GREEN_AGAIN) return n;
+  return park(L, g, k);
 }
 
 gl_waiter *gl_green_waiter(void) {
@@ -420,16 +440,17 @@ gl_waiter *gl_green_waiter(void) {
   return w;
 }
 
+int gl_green_again(gl_waitq *q, uint64_t timeout_ns) {
+  gl_green *g = gl_green_current();
+  if (q != NULL) gl_waitq_link(q, &g->w);
+  g->ns = timeout_ns;
+  return GL_GREEN_AGAIN;
+}
+
 int gl_green_wait(lua_State *L, gl_waitq *q, uint64_t timeout_ns,
                   gl_green_k k) {
-  gl_green *g = gl_green_current();
-  gl_waiter *w = &g->w;
-  int rc;
-  if (q != NULL) gl_waitq_link(q, w);
-  g->task.unwindable = L == g->L && lua_isyieldable(L);
-  rc = gl_hub_park(w, timeout_ns);
-  if (rc == GL_EUNWIND) return lua_yieldk(L, 0, (lua_KContext)k, resumed);
-  return waited(L, g, rc, k);
+  gl_green_again(q, timeout_ns);
+  return park(L, gl_green_current(), k);
 }
 /* }====== */
 

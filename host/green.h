@@ -26,7 +26,8 @@ typedef struct gl_green {
   int ref;             /* registry ref to its userdata while it lives */
   int nargs;           /* arguments waiting for the start */
   int nres;            /* how many values it ended with (1: the error) */
-  uint64_t delay_ns;   /* spawn_later */
+  uint64_t ns;         /* spawn_later's delay until it starts; then the
+                          timeout of its wait (gl_green_wait) */
   gl_waitq joiners;    /* join() waiters */
   gl_intr kill;        /* the cause g:kill() interrupts with */
   gl_waiter w;         /* of gl_green_wait: it outlives the frames */
@@ -105,6 +106,15 @@ gl_waiter *gl_green_waiter(void);
  * `return gl_green_wait(L, q, timeout, k);`. */
 int gl_green_wait(lua_State *L, gl_waitq *q, uint64_t timeout_ns,
                   gl_green_k k);
+
+/* For a continuation that must wait once more (a receiver woken for its
+ * turn that finds too few bytes): after gl_green_waiter, links the waiter
+ * in `q` (if not NULL) and returns GL_GREEN_AGAIN, which k returns; the
+ * greenthread parks again, with `timeout_ns`, and k runs again once it is
+ * woken.  Returning instead of calling gl_green_wait from k keeps the C
+ * stack flat however often that happens. */
+int gl_green_again(gl_waitq *q, uint64_t timeout_ns);
+#define GL_GREEN_AGAIN (-1)
 /* }====== */
 
 /* Raises in L the interrupt pending for the current greenthread (the

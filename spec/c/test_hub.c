@@ -864,7 +864,7 @@ TEST(hub_unwinds_eagerly_when_asked) {
   hub_setup(EVERYONE_PRIVATE);
   for (i = 0; i < N; i++) {
     job_spawn(&jobs[i], i, unwind_body);
-    jobs[i].ns = (uint64_t)(N - i) * MS;
+    jobs[i].ns = 100 * MS + (uint64_t)(N - i) * 5 * MS;  /* all park first */
   }
   CHECK_EQ(gl_hub_yield(), GL_OK);
   gl_hub_getstats(&st);
