@@ -43,6 +43,13 @@ static lua_State *poolL;
 
 static lua_State *hubL;    /* the runtime's slots, and reports on the hub */
 
+/* The greenthread whose body runs on L, kept in L's extra space; NULL for
+ * other threads (which copy the main thread's, NULL, when made). */
+static gl_green **bodyslot(lua_State *L) {
+  return (gl_green **)lua_getextraspace(L);
+}
+static gl_green *bodyof(lua_State *L) { return *bodyslot(L); }
+
 /* Slots of SLOT_LIVE that ended greenthreads left, for the next ones: a
  * free list of our own costs less than luaL_ref's. */
 static int *freeslots;
@@ -268,6 +275,7 @@ static void finish(gl_green *g, int status) {
   unanchor(g->ref);
   g->ref = LUA_NOREF;
   g->L = NULL;
+  *bodyslot(L) = NULL;
   givethread(L);
   GL_ASSERT(lua_gettop(hubL) == anchor);
   lua_pop(hubL, 1);
@@ -281,15 +289,29 @@ static int closethread(lua_State *L) {
 #endif
 }
 
-/* The body of g failed (or yielded with coroutine.yield, to nobody) and
- * L still holds its frames, the error (or the yielded values) on top.
- * Records the traceback, unless the error is a GreenletExit, and resets L
- * for reuse, which closes its pending to-be-closed variables.  Leaves L
- * holding g's userdata and the error.  Returns the status to finish with.
- * No Lua code runs while hubL holds the error and the traceback. */
+/* Under lua_pcall: the error message of the error object at 1, with the
+ * traceback at 2 after it. */
+static int tracemsg(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)",
+                            luaL_typename(L, 1));
+  }
+  lua_pushfstring(L, "%s\n%s", msg, lua_tostring(L, 2));
+  return 1;
+}
+
+/* The body of g failed (or yielded with coroutine.yield, to nobody), and
+ * L still holds its frames with the error (or the yielded values) on
+ * top.  Records the traceback, unless the error is a GreenletExit, and
+ * resets L for reuse, which closes its pending to-be-closed variables
+ * (their __close may block: nothing is left on hubL meanwhile).  Leaves L
+ * holding g's userdata and the error; returns the status to finish with. */
 static int failed(gl_green *g, lua_State *L, int status) {
-  const char *msg;
-  int closed;
+  int report;
   if (status == LUA_YIELD) {
     lua_pushliteral(L, "attempt to yield from outside a coroutine");
     status = LUA_ERRRUN;
@@ -298,39 +320,33 @@ static int failed(gl_green *g, lua_State *L, int status) {
   lua_pushvalue(hubL, -1);
   lua_xmove(hubL, L, 1);
   pushslot(hubL, SLOT_EXIT);
-  if (lua_rawequal(hubL, -1, -2)) {
-    lua_pushnil(hubL);  /* killed: nothing to report */
-  } else {
+  report = !lua_rawequal(hubL, -1, -2);  /* killed: nothing to report */
+  lua_pop(hubL, 2);
+  if (report) {  /* the traceback, while L has the frames */
+    gl_green_push(hubL, g);
     luaL_traceback(hubL, L, NULL, 0);
+    gl_green_setextra(hubL, -2, GL_GREEN_TRACE);
+    lua_pop(hubL, 1);
   }
-  lua_remove(hubL, -2);       /* hubL: error traceback */
-  closed = closethread(L);
-  if (closed == LUA_OK) {     /* the error is not on L any more */
+  if (closethread(L) == LUA_OK) {  /* it had yielded: the error is gone */
     lua_settop(L, 0);
-    lua_pushvalue(hubL, -2);
-    lua_xmove(hubL, L, 1);
-  } else {                    /* L holds the error, or the error of a
-                                 __close that failed */
-    status = closed;
+    lua_pushliteral(L, "attempt to yield from outside a coroutine");
+  } else {  /* the error, or that of a __close that failed */
     lua_settop(L, 1);
   }
-  lua_xmove(hubL, L, 1);      /* L: error traceback */
-  lua_pop(hubL, 1);
-  if (!lua_isnil(L, 2)) {
-    msg = lua_tostring(L, 1);
-    if (msg == NULL) {
-      if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-        msg = lua_tostring(L, -1);
-      else
-        msg = lua_pushfstring(L, "(error object is a %s value)",
-                              luaL_typename(L, 1));
-    }
-    lua_pushfstring(L, "%s\n%s", msg, lua_tostring(L, 2));
+  if (report) {  /* the message in front of the traceback */
     gl_green_push(L, g);
-    lua_insert(L, -2);
-    gl_green_setextra(L, -2, GL_GREEN_TRACE);
+    lua_pushcfunction(L, tracemsg);
+    lua_pushvalue(L, 1);
+    gl_green_getextra(L, 2, GL_GREEN_TRACE);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {  /* __tostring failed */
+      gl_green_getextra(L, 2, GL_GREEN_TRACE);
+      lua_pushfstring(L, "(error object is a %s value)\n%s",
+                      luaL_typename(L, 1), lua_tostring(L, -1));
+    }
+    gl_green_setextra(L, 2, GL_GREEN_TRACE);
+    lua_settop(L, 1);
   }
-  lua_settop(L, 1);
   gl_green_push(L, g);
   lua_insert(L, 1);
   return status;
@@ -345,6 +361,7 @@ static void run(gl_task *t) {
   } else {
     if (g->ns > 0) gl_hub_sleep(g->ns);  /* spawn_later */
     L = g->L = takethread();  /* anchored on hubL's stack meanwhile */
+    *bodyslot(L) = g;
     gl_green_push(L, g);
     lua_getiuservalue(L, 1, UV_BODY);  /* L: ud fn */
     lua_pushthread(L);
@@ -478,6 +495,18 @@ static void deadlock(void) {
 
 /* {====== Runtime ====== */
 
+/* coroutine.isyieldable([co]): false for the Lua thread a greenthread's
+ * body runs on, as it was before bodies ran under lua_resume.  A library
+ * that yields when it may would yield out of the greenthread, which has
+ * no scheduler to go back to; it takes its blocking path instead, which
+ * blocks only the greenthread. */
+static int isyieldable(lua_State *L) {
+  lua_State *co = lua_isnone(L, 1) ? L : lua_tothread(L, 1);
+  luaL_argexpected(L, co != NULL, 1, "coroutine");
+  lua_pushboolean(L, lua_isyieldable(co) && bodyof(co) == NULL);
+  return 1;
+}
+
 int gl_runtime_stacksize(const char *text) {
   char *end;
   double v;
@@ -506,6 +535,7 @@ void gl_runtime_open(lua_State *L) {
   env = getenv("GREENLUA_UNWIND_EAGERLY");  /* tests: see hub.h */
   if (env != NULL && *env != '\0' && strcmp(env, "0") != 0)
     gl_hub_unwind_eagerly(1);
+  *bodyslot(L) = NULL;  /* every thread made later copies it */
   hubL = lua_newthread(L);
   luaL_ref(L, LUA_REGISTRYINDEX);
   poolL = lua_newthread(hubL);           /* SLOT_POOL */
@@ -513,6 +543,11 @@ void gl_runtime_open(lua_State *L) {
   lua_newtable(hubL);                    /* SLOT_LIVE */
   lua_newtable(hubL);                    /* SLOT_INTR */
   luaL_requiref(L, "green", luaopen_green, 1);  /* metatables, preloads */
+  if (lua_getglobal(L, "coroutine") == LUA_TTABLE) {
+    lua_pushcfunction(L, isyieldable);
+    lua_setfield(L, -2, "isyieldable");
+  }
+  lua_pop(L, 1);
   lua_getfield(L, -1, "GreenletExit");
   lua_xmove(L, hubL, 1);                 /* SLOT_EXIT */
   luaL_getmetatable(L, GL_GREEN_TYPE);

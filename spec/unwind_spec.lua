@@ -180,11 +180,52 @@ describe("a parked greenthread that gives its stack up", function()
   end)
 end)
 
+describe("greenthreads that fail at the same time", function()
+  it("keep their own errors while their __close handlers block", function()
+    local ev = green.Event()
+    local mt = { __tostring = function(e)
+      green.sleep(0.001)
+      return "E" .. e.n
+    end }
+    local gs, closed = {}, {}
+    for i = 1, 3 do
+      gs[i] = green.spawn(function()
+        local _ <close> = setmetatable({}, { __close = function(_, e)
+          green.sleep(0.005 * (4 - i))
+          closed[i] = e.n
+        end })
+        ev:wait()
+        error(setmetatable({ n = i }, mt))
+      end)
+    end
+    green.sleep(0)
+    ev:set()
+    green.joinall(gs)
+    for i = 1, 3 do
+      assert.equal(i, gs[i].error.n)
+      assert.equal(i, closed[i])
+    end
+  end)
+end)
+
 describe("coroutine.yield outside any coroutine of a greenthread", function()
   it("fails the greenthread as Lua would", function()
     local g = green.spawn(function() coroutine.yield(1) end)
     g:join()
     assert.is_false(g:successful())
     assert.matches("attempt to yield from outside a coroutine", g.error)
+  end)
+
+  it("is not offered: coroutine.isyieldable says false there", function()
+    local g = green.spawn(function()
+      local co = coroutine.create(function() return coroutine.isyieldable() end)
+      local _, inner = coroutine.resume(co)
+      return coroutine.isyieldable(), coroutine.isyieldable(coroutine.running()),
+             inner, coroutine.isyieldable(co)
+    end)
+    assert.same({ false, false, true, true }, { g:get() })  -- as Lua: co is dead
+    assert.is_false(coroutine.isyieldable())
+    assert.error_matches(function() coroutine.isyieldable(1) end,
+                         "bad argument #1 to '[%w.]*isyieldable'")
   end)
 end)
