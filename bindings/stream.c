@@ -782,6 +782,9 @@ static int stream_send(lua_State *L) {
     s->wbusy = 1;
   }
   while (sent < n) {
+    /* Woken for the next chunk, the sender may find that another
+     * greenthread closed the stream before it ran: h is gone. */
+    if (s->state == GLS_CLOSED) break;
     r = trywrite(s, data + sent, n - sent);
     if (r > 0) {
       sent += (size_t)r;
