@@ -98,17 +98,9 @@ static int readywait(lua_State *L, gl_green_k k) {
   return gl_green_wait(L, &r->waiters, timeout, k);
 }
 
-static int waited(lua_State *L, int rc, gl_waiter *w) {
-  GL_UNUSED(w);
-  glL_raisepending(L, rc);
-  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 /* r:wait([timeout]) -> true | nil, "timeout" */
 static int asyncresult_wait(lua_State *L) {
-  return readywait(L, waited);
+  return readywait(L, glL_waited);
 }
 
 /* r:get([timeout]) -> the values; re-raises the error value; raises a

@@ -45,14 +45,6 @@ static int event_is_set(lua_State *L) {
   return 1;
 }
 
-static int event_waited(lua_State *L, int rc, gl_waiter *w) {
-  GL_UNUSED(w);
-  glL_raisepending(L, rc);
-  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 /* e:wait([timeout]) -> true | nil, "timeout".  A zero timeout polls
  * without parking. */
 static int event_wait(lua_State *L) {
@@ -61,7 +53,7 @@ static int event_wait(lua_State *L) {
   if (!e->is_set) {
     if (timeout == 0) return glL_fail(L, "timeout");
     gl_green_waiter();
-    return gl_green_wait(L, &e->waiters, timeout, event_waited);
+    return gl_green_wait(L, &e->waiters, timeout, glL_waited);
   }
   lua_pushboolean(L, 1);
   return 1;

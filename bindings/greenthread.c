@@ -37,17 +37,9 @@ static int joinwait(lua_State *L, gl_green_k k) {
   return gl_green_wait(L, &g->joiners, timeout, k);
 }
 
-static int joined(lua_State *L, int rc, gl_waiter *w) {
-  GL_UNUSED(w);
-  glL_raisepending(L, rc);
-  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 /* g:join([timeout]) -> true | nil, "timeout" */
 static int greenthread_join(lua_State *L) {
-  return joinwait(L, joined);
+  return joinwait(L, glL_waited);
 }
 
 static int gotten(lua_State *L, int rc, gl_waiter *w) {

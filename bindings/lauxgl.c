@@ -29,6 +29,14 @@ int glL_fail(lua_State *L, const char *msg) {
   return 2;
 }
 
+int glL_waited(lua_State *L, int rc, gl_waiter *w) {
+  GL_UNUSED(w);
+  glL_raisepending(L, rc);
+  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 void glL_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
                   const luaL_Reg *meta) {
   luaL_newmetatable(L, name);

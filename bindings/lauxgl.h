@@ -27,6 +27,10 @@ int glL_fail(lua_State *L, const char *msg);
 #define glL_raisepending(L, rc) \
   do { if ((rc) == GL_EINTR) gl_green_raise(L); } while (0)
 
+/* The continuation (green.h) of a wait that ends in `true`, or in
+ * `nil, "timeout"`; raises a pending interrupt. */
+int glL_waited(lua_State *L, int rc, gl_waiter *w);
+
 /* Creates metatable `name` with the `meta` functions and, unless `meta`
  * has its own __index, an __index table of `methods`.  Leaves the
  * metatable on the stack. */

@@ -113,23 +113,15 @@ static void release(lua_State *L, gl_semaphore *s) {
   s->count++;
 }
 
-static int acquired(lua_State *L, int rc, gl_waiter *w) {
-  GL_UNUSED(w);
-  glL_raisepending(L, rc);
-  if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 /* s:acquire([timeout]) -> true | nil, "timeout".  Its wait may unwind
  * (green.h); acquire()'s rule for a kill holds the same. */
 static int semaphore_acquire(lua_State *L) {
   gl_semaphore *s = checksem(L, 1);
   uint64_t timeout = glL_opttimeout(L, 2);
-  if (take(s)) return acquired(L, GL_OK, NULL);
-  if (timeout == 0) return acquired(L, GL_ETIMEDOUT, NULL);
+  if (take(s)) return glL_waited(L, GL_OK, NULL);
+  if (timeout == 0) return glL_waited(L, GL_ETIMEDOUT, NULL);
   gl_green_waiter();
-  return gl_green_wait(L, &s->waiters, timeout, acquired);
+  return gl_green_wait(L, &s->waiters, timeout, glL_waited);
 }
 
 /* s:release() */
