@@ -1,7 +1,9 @@
 /* luaopen_green: the green module.  Its own functions are the greenthread
- * basics (spawn, sleep, getcurrent, now, exit); every other bindings/<name>.c
- * adds its objects through luaopen_green_<name>, and the Lua parts in
- * bindings/green/ are loaded last, in name order. */
+ * basics (spawn, sleep, getcurrent, now, exit); every C file of a layer's
+ * folder (bindings/core, bindings/net, ...) that defines
+ * luaopen_green_<name> adds its objects through it, and the Lua parts
+ * (bindings/<layer>/<name>.lua, preloaded as green.<name>) are loaded
+ * last, in name order. */
 #include <stdlib.h>
 #include <string.h>
 

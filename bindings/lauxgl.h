@@ -58,7 +58,7 @@ void *glL_testudatap(lua_State *L, int idx, const void *mt);
 void *glL_checkudatap(lua_State *L, int arg, const void *mt,
                       const char *tname);
 
-/* Pushes a new green.Timeout value for `seconds` (bindings/timeout.c). */
+/* Pushes a new green.Timeout value for `seconds` (bindings/core/timeout.c). */
 void glL_pushtimeout(lua_State *L, double seconds);
 
 /* Checks that the caller runs in a greenthread and returns it. */

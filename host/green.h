@@ -31,13 +31,13 @@ typedef struct gl_green {
   gl_waitq joiners;    /* join() waiters */
   gl_intr kill;        /* the cause g:kill() interrupts with */
   gl_waiter w;         /* of gl_green_wait: it outlives the frames */
-  void *timeouts;      /* started green.Timeouts (bindings/timeout.c) */
+  void *timeouts;      /* started green.Timeouts (bindings/core/timeout.c) */
   unsigned char ended, failed, ismain;
 } gl_green;
 
 #define GL_GREEN_TYPE "green.Greenthread"
 
-/* The greenthread metatable (set by bindings/greenthread.c). */
+/* The greenthread metatable (set by bindings/core/greenthread.c). */
 extern const void *gl_green_mt;
 
 /* Opens the runtime in the main state L: the hub on libuv's default loop,

@@ -1,10 +1,18 @@
 # Turns Lua files into a C array table: { "green.<name>", bytes, length }.
 # Run by CMake: cmake -DOUT=file.c -DFILES="a.lua;b.lua" -P embed.cmake
-set(body "/* Generated from the Lua parts of bindings/green by embed.cmake */\n#include <stddef.h>\n")
+set(body "/* Generated from the Lua parts of the bindings folders by embed.cmake */\n#include <stddef.h>\n")
 set(table "")
 set(i 0)
+# In module-name order, whatever folder each file is in.
+set(sorted "")
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME_WE)
+  list(APPEND sorted "${name}|${f}")
+endforeach()
+list(SORT sorted)
+foreach(entry ${sorted})
+  string(REGEX REPLACE "^([^|]*)\\|(.*)$" "\\1" name "${entry}")
+  string(REGEX REPLACE "^([^|]*)\\|(.*)$" "\\2" f "${entry}")
   file(READ ${f} hex HEX)
   string(LENGTH "${hex}" hexlen)
   math(EXPR len "${hexlen} / 2")
