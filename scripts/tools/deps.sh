@@ -16,6 +16,9 @@ need_packages() {
     { echo "could not install: ${missing[*]}" >&2; return 1; }
 }
 
-# What building and testing greenlua needs.
+# What building greenlua needs.
 GL_BUILD_PACKAGES=(cmake make gcc libc6-dev pkg-config liblua5.4-dev
   libuv1-dev lua-busted)
+
+# What the test suite needs besides: the peers the specs talk to.
+GL_TEST_PACKAGES=()
