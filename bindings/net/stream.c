@@ -163,7 +163,7 @@ struct addrinfo *glS_getaddrinfo(const char *host, int socktype,
     *err = e;
     return NULL;
   }
-  memset(&w, 0, sizeof w);
+  gl_waiter_init(&w, GL_WAIT_DNS, host);
   w.data = r;
   gl_waitq_init(&r->own);
   r->q = q != NULL ? q : &r->own;
@@ -615,7 +615,7 @@ static int receiving(lua_State *L, glS_stream *s, int kind, size_t n,
       startreading(s);
       if (s->rerr) continue;  /* take reports it */
     }
-    w = gl_green_waiter();
+    w = gl_green_waiter(GL_WAIT_RECEIVE, s);
     w->n2 = NEED(kind, n);
     w->n = ++s->rseq;  /* the order of receivers, for timeouts */
     if (again) return gl_green_again(&s->readq, glL_remaining(deadline));
@@ -716,7 +716,7 @@ static int writewait(glS_stream *s, const char *p, size_t n,
     *status = e;
     return GL_OK;
   }
-  memset(&w, 0, sizeof w);
+  gl_waiter_init(&w, GL_WAIT_SEND, s);
   w.data = &h->wreq;
   h->wbusy = 1;
   h->wwait = 1;
@@ -769,7 +769,7 @@ static int stream_send(lua_State *L) {
   deadline = glL_deadline(s->tsend);
   if (s->wbusy || s->h->wbusy || s->writeq.head != NULL) {
     gl_waiter w;
-    memset(&w, 0, sizeof w);
+    gl_waiter_init(&w, GL_WAIT_SEND, s);
     rc = gl_waitq_wait(&s->writeq, &w, glL_remaining(deadline));
     if (s->state == GLS_CLOSED) {
       glL_raisepending(L, rc);
@@ -866,7 +866,7 @@ int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
     e = 0;  /* errors come through the callback */
   }
   if (e == 0) {
-    memset(&w, 0, sizeof w);
+    gl_waiter_init(&w, GL_WAIT_CONNECT, s);
     w.data = &h->creq;
     h->cwait = 1;
     *rc = gl_waitq_wait(&s->waitq, &w, timeout);
@@ -975,7 +975,7 @@ static int stream_accept(lua_State *L) {
     } else {
       return glS_fail(L, -e);
     }
-    memset(&w, 0, sizeof w);
+    gl_waiter_init(&w, GL_WAIT_ACCEPT, s);
     rc = gl_waitq_wait(&s->readq, &w, wait);
     if (s->state == GLS_CLOSED) {
       glL_raisepending(L, rc);
