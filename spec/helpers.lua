@@ -41,4 +41,33 @@ end
 -- The greenlua binary under test.
 h.BIN = os.getenv("GREENLUA") or "build/greenlua"
 
+-- Runs `greenlua <args>` (a shell word list, quoted by the caller) under a
+-- time limit and returns its stdout, stderr and exit status.  opts.env is
+-- a prefix of VAR=value words, opts.stdin a shell command whose output is
+-- piped in (default: no input).
+function h.run(args, opts)
+  opts = opts or {}
+  local errfile = os.tmpname()
+  local cmd = string.format("%s env -u LUA_INIT -u LUA_INIT_5_4 %s "
+      .. "timeout 60 %s %s 2>%s; echo \"status=$?\"",
+      opts.stdin and (opts.stdin .. " |") or "</dev/null",
+      opts.env or "", h.q(h.BIN), args, h.q(errfile))
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  local err = h.slurp(errfile)
+  os.remove(errfile)
+  local status = tonumber(out:match("status=(%d+)\n$"))
+  return (out:gsub("status=%d+\n$", "")), err, status
+end
+
+-- Runs fn with the virtual clock on (green.virtual_clock): for specs of
+-- timeouts, which then take no time and cannot race the real clock.
+-- it("...", h.virtual(function() ... end))
+function h.virtual(fn)
+  return function(...)
+    return require("green").virtual_clock(fn, ...)
+  end
+end
+
 return h
