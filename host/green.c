@@ -216,9 +216,14 @@ static lua_State *takethread(void) {
   return lua_tothread(hubL, -1);  /* on hubL's stack: the caller anchors it */
 }
 
-static void givethread(lua_State *T) {
+/* A thread whose body failed is not reused: an error raised inside a hook
+ * (the watchdog's interrupt, a debug.sethook function) leaves Lua's flag
+ * that allows hooks cleared on it, as only a pcall puts it back, and no
+ * hook would ever run on it again.  A hook left set is cleared. */
+static void givethread(lua_State *T, int failed) {
   lua_settop(T, 0);
-  if (npool < POOL_MAX) {
+  if (lua_gethookmask(T) != 0) lua_sethook(T, NULL, 0, 0);
+  if (npool < POOL_MAX && !failed) {
     lua_pushthread(T);
     lua_xmove(T, poolL, 1);
     npool++;
@@ -276,7 +281,7 @@ static void finish(gl_green *g, int status) {
   g->ref = LUA_NOREF;
   g->L = NULL;
   *bodyslot(L) = NULL;
-  givethread(L);
+  givethread(L, status != LUA_OK);
   GL_ASSERT(lua_gettop(hubL) == anchor);
   lua_pop(hubL, 1);
 }

@@ -233,11 +233,14 @@ static void runaway(uint64_t c, uint64_t since, uint64_t limit) {
 }
 
 /* Checks the counter a few times per limit (every quarter, between 1 ms
- * and 250 ms).  A runaway is reported once per limit while it runs. */
+ * and 250 ms).  A runaway is reported when it has run the limit, then
+ * each time it has run twice as long as at the last report; it is
+ * interrupted again each limit if it goes on after an interrupt. */
 static void *watch(void *arg) {
-  uint64_t last = gl_hub_switches(), since = mono(), reported = since;
+  uint64_t last = gl_hub_switches(), since = mono(), next = 0;
   GL_UNUSED(arg);
   pthread_mutex_lock(&W.mu);
+  next = W.limit;
   while (!W.stop) {
     uint64_t limit = W.limit, tick = limit / 4, now, c;
     struct timespec ts;
@@ -254,10 +257,12 @@ static void *watch(void *arg) {
     c = gl_hub_switches();
     if (c != last || gl_hub_inloop()) {
       last = c;
-      since = reported = now;
-    } else if (now - reported >= limit) {
+      since = now;
+      next = limit;
+    } else if (now - since >= next) {
       runaway(c, since, limit);
-      reported = mono();
+      next = atomic_load(&W.interrupt) ? mono() - since + limit
+                                      : 2 * (mono() - since);
     }
     pthread_mutex_lock(&W.mu);
   }
