@@ -55,7 +55,7 @@ static struct {
   _Atomic int interrupt;     /* opts.interrupt */
   char name[64];             /* the runaway's, copied by the handler */
   uint64_t id;
-} W = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} W = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static uint64_t mono(void) {
   struct timespec ts;
@@ -350,6 +350,15 @@ static int green_watchdog(lua_State *L) {
 
 int luaopen_green_watchdog(lua_State *L);
 int luaopen_green_watchdog(lua_State *L) {
+  static int inited;
+  if (!inited) {  /* the thread's waits are on the monotonic clock */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&W.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    inited = 1;
+  }
   lua_pushcfunction(L, green_watchdog);
   lua_setfield(L, -2, "watchdog");
   return 0;
