@@ -30,6 +30,7 @@ const char *glS_findnl(glS_stream *s) {
 }
 
 void glS_consume(glS_stream *s, size_t n) {
+  s->nconsumed += n;
   s->rstart += n;
   s->lscan = s->lscan > n ? s->lscan - n : 0;
   if (s->rstart == s->rend) {
@@ -77,8 +78,12 @@ void glS_stopreading(glS_stream *s) {
   }
 }
 
-static int satisfied(glS_stream *s, gl_waiter *w) {
+/* Whether the receiver w can be served: its data is there, or the
+ * stream ended, or (`fresh`: new bytes just arrived) it waits for any
+ * progress. */
+static int satisfied(glS_stream *s, gl_waiter *w, int fresh) {
   if (s->eof || s->rerr) return 1;
+  if (fresh && GLS_NEEDPROGRESS(w->n2)) return 1;
   switch (GLS_NEEDKIND(w->n2)) {
     case GLS_RANY: return glS_buffered(s) > 0;
     case GLS_RNUM: return glS_buffered(s) >= GLS_NEEDN(w->n2);
@@ -87,12 +92,14 @@ static int satisfied(glS_stream *s, gl_waiter *w) {
   }
 }
 
-void glS_kick(glS_stream *s) {
+static void kick(glS_stream *s, int fresh) {
   gl_waiter *w = s->readq.head;
-  if (w == NULL || s->rbusy || !satisfied(s, w)) return;
+  if (w == NULL || s->rbusy || !satisfied(s, w, fresh)) return;
   s->rbusy = 1;
   gl_hub_wake(w, GL_OK);
 }
+
+void glS_kick(glS_stream *s) { kick(s, 0); }
 
 static void onalloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
   glS_stream *s = ((glS_handle *)hd)->s;
@@ -127,7 +134,7 @@ static void onread(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     else s->rerr = (int)nread;
     glS_stopreading(s);
   }
-  glS_kick(s);
+  kick(s, nread > 0);
   if ((s->rbusy || s->readq.head == NULL) && glS_buffered(s) >= READ_HIGH)
     glS_stopreading(s);  /* backpressure: nobody wants more now */
 }

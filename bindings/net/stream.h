@@ -103,6 +103,13 @@ struct glS_stream {
   unsigned optset, optval;
   int sndbuf, rcvbuf;  /* GLS_OPT_SNDBUF/RCVBUF values */
   uint64_t tconnect, tsend, tread;  /* ns; UINT64_MAX: none */
+  uint64_t tidle;      /* LuaSocket's block timeout (bindings/compat): a
+                          receive, send or accept fails with "timeout"
+                          once nothing moved for this long, whatever its
+                          deadline; UINT64_MAX (green.socket's): none */
+  uint64_t nconsumed;  /* bytes taken from the buffer, ever (getstats) */
+  int luasocket;       /* receives return LuaSocket's results (see
+                          glS_receive) */
   char *rbuf;          /* read buffer: data is rbuf[rstart, rend) */
   size_t rstart, rend, rcap;
   size_t lscan;        /* bytes from rstart known to hold no '\n' */
@@ -155,6 +162,17 @@ void glS_newstreamclass(lua_State *L, int kind, const char *tname,
 /* Pushes a new fresh stream of `kind` (its class must exist). */
 glS_stream *glS_newstream(lua_State *L, int kind);
 
+/* The same with `size` bytes (at least sizeof(glS_stream)), whose first
+ * member is the stream, for a layer that keeps fields of its own in the
+ * userdata (bindings/compat); it sets the class it wants. */
+glS_stream *glS_newstreamx(lua_State *L, int kind, size_t size);
+
+/* Registers the metatable on top of the stack (kept alive by the
+ * registry) as one more class of streams of `kind`, such as LuaSocket's
+ * tcp{client}: glS_teststream and glS_checkstream then accept its
+ * userdata, so every glS_ function works on them. */
+void glS_addclass(lua_State *L, int kind);
+
 /* Checks that argument `i` is a stream (of any kind); the error names
  * "green.socket.tcp or unix". */
 glS_stream *glS_checkstream(lua_State *L, int i);
@@ -185,6 +203,13 @@ void glS_pipeopened(glS_stream *s);
 /* Closes s: lets go of its handle and fd, frees the buffer and wakes
  * every greenthread parked on it with GL_ECLOSED ("closed"). */
 void glS_close(glS_stream *s);
+
+/* What a call waits before giving up, at its next park: the time left
+ * until `deadline`, or s->tidle if that is shorter. */
+static inline uint64_t glS_nextwait(const glS_stream *s, uint64_t deadline) {
+  uint64_t left = glL_remaining(deadline);
+  return s->tidle < left ? s->tidle : left;
+}
 
 /* After a parked socket call: raises a pending interrupt, else pushes
  * nil, "closed" if the socket was closed meanwhile or nil, "timeout" if
@@ -227,7 +252,7 @@ int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
 int glS_listen(glS_stream *s, int backlog);
 
 /* Accepts a connection on the listening s into c, a fresh stream of the
- * same kind, within s's read timeout (see stream_accept).  Returns 0 (c
+ * same kind, within s's read timeout or s->tidle (see stream_accept).  Returns 0 (c
  * is then CONNECTED) or a libuv error: UV_ECANCELED when s was closed
  * meanwhile, UV_ETIMEDOUT; *rc is the last park's status (a GL_EINTR is
  * the caller's to raise, before anything else). */
@@ -243,7 +268,8 @@ int glS_writeturn(glS_stream *s, uint64_t deadline);
 void glS_writedone(glS_stream *s);
 
 /* Writes n bytes at p to the transport: uv_try_write, then the rest with
- * uv_write in chunks, parking on each, until `deadline`.  Adds what went
+ * uv_write in chunks, parking on each, until `deadline` (each park at
+ * most s->tidle, which a chunk that goes out starts again).  Adds what went
  * out to *sent and returns 0 or a libuv error (also made sticky in
  * s->werr), with *rc the last park's status: GL_ETIMEDOUT or GL_EINTR
  * leave the last chunk in flight, counted as sent, and set *inflight, so
@@ -293,12 +319,17 @@ void glS_kick(glS_stream *s);
  * buffer is full enough with nobody waiting. */
 void glS_afterread(glS_stream *s);
 
-/* What a parked receiver waits for, in its waiter (see reader.c). */
+/* What a parked receiver waits for, in its waiter (see reader.c): a
+ * kind, how many bytes, and whether any new byte wakes it (GLS_RPROGRESS:
+ * a receive under a block timeout, s->tidle, which starts again whenever
+ * data arrives). */
 enum { GLS_RLINE, GLS_RALL, GLS_RNUM, GLS_RANY };
+#define GLS_RPROGRESS 4
 #define GLS_NEED(kind, n) \
-  ((intptr_t)(((uintptr_t)(n) << 2) | (uintptr_t)(kind)))
+  ((intptr_t)(((uintptr_t)(n) << 3) | (uintptr_t)(kind)))
 #define GLS_NEEDKIND(v) ((int)((uintptr_t)(v) & 3))
-#define GLS_NEEDN(v) ((size_t)((uintptr_t)(v) >> 2))
+#define GLS_NEEDPROGRESS(v) (((uintptr_t)(v) & GLS_RPROGRESS) != 0)
+#define GLS_NEEDN(v) ((size_t)((uintptr_t)(v) >> 3))
 
 /* Reading the buffer directly, for parsers in C.  A C reader takes one
  * turn among the stream's receivers (FIFO, as receive does):
@@ -323,9 +354,13 @@ void glS_readdone(glS_stream *s);
 
 /* Receives with pattern `kind` (GLS_RLINE, GLS_RALL, GLS_RNUM n bytes,
  * GLS_RANY up to n) from the stream at index 1, after the prefix at
- * index `prefix` (0: none), within the read timeout; returns what
- * s:receive returns (data | nil, err, partial).  Use it as the return
- * expression of a lua_CFunction: the wait may give the stack up. */
+ * index `prefix` (0: none), within the read timeout (and s->tidle);
+ * returns what s:receive returns (data | nil, err, partial).  Use it as
+ * the return expression of a lua_CFunction: the wait may give the stack
+ * up.  A stream with s->luasocket set gets LuaSocket's results instead:
+ * a line drops every '\r', not only a final one; "*a" with nothing left
+ * before the end fails with nil, "closed", prefix; data comes back as
+ * data, nil, nil. */
 int glS_receive(lua_State *L, glS_stream *s, int kind, size_t n,
                 int prefix);
 
@@ -345,6 +380,14 @@ uint64_t glS_opttimeout(lua_State *L, int arg);
  * LuaSocket says), else uv_strerror's text, lower case, no final period. */
 const char *glS_strerror(int err, char *buf, size_t size);
 int glS_fail(lua_State *L, int err);
+
+/* LuaSocket's text for libuv error `err`, as its sockets give it: "closed"
+ * also for resets and aborts, "already connected", strerror's text (not
+ * lower-cased) for the rest; and the text for an error of stream s,
+ * LuaSocket's when s->luasocket is set. */
+const char *glS_luasocketerror(int err);
+const char *glS_streamerror(const glS_stream *s, int err, char *buf,
+                            size_t size);
 
 /* Checks a port argument (0..65535). */
 int glS_checkport(lua_State *L, int arg);
@@ -373,6 +416,12 @@ int glS_resolve(const char *host, int port, int socktype,
 struct addrinfo *glS_getaddrinfo(const char *host, int socktype,
                                  gl_waitq *q, uint64_t timeout, int *rc,
                                  int *err);
+
+/* The same with uv_getaddrinfo's own arguments: a service (or NULL) and
+ * hints (flags, family, socket type). */
+struct addrinfo *glS_getaddrinfox(const char *host, const char *service,
+                                  const struct addrinfo *hints, gl_waitq *q,
+                                  uint64_t timeout, int *rc, int *err);
 /* }====== */
 
 #endif
