@@ -174,7 +174,7 @@ static const luaL_Reg socket_funcs[] = {
 
 int luaopen_green_socket_tcp(lua_State *L);
 int luaopen_green_socket_tcp(lua_State *L) {
-  glS_newstreamclass(L, GLS_TCP_TYPE, tcp_methods);
+  glS_newstreamclass(L, GLS_TCP, GLS_TCP_TYPE, tcp_methods);
   luaL_setfuncs(L, socket_funcs, 0);
   lua_pop(L, 1);
   return 0;

@@ -85,7 +85,7 @@ static const luaL_Reg unix_methods[] = {
 
 int luaopen_green_socket_unix(lua_State *L);
 int luaopen_green_socket_unix(lua_State *L) {
-  glS_newstreamclass(L, GLS_UNIX_TYPE, unix_methods);
+  glS_newstreamclass(L, GLS_UNIX, GLS_UNIX_TYPE, unix_methods);
   lua_pushcfunction(L, socket_unix);
   lua_setfield(L, -2, "unix");
   lua_pop(L, 1);
