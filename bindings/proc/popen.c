@@ -21,29 +21,22 @@
  * Lua's own; files that are not ours pass straight through.
  *
  * A file collected without close (__gc) is closed without waiting for its
- * child (libuv still reaps it): a finalizer must not park.  Off the
- * greenthreads (a finalizer running on the hub), the child is started
- * with posix_spawn, waited for with waitpid and the pipe polled with
- * poll(2), blocking, as Lua's own would; either way the child starts with
- * every signal's default disposition and an empty mask. */
+ * child (it is reaped all the same): a finalizer must not park.  Off the
+ * greenthreads (a finalizer running on the hub), the pipe is polled with
+ * poll(2) and the child waited for with waitpid, blocking, as Lua's own
+ * would.  Either way the child starts with every signal's default
+ * disposition and an empty mask (child.c). */
 #define _GNU_SOURCE  /* fopencookie, pipe2 */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <lualib.h>
 
 #include "proc.h"
-
-extern char **environ;
 
 #define SHELL "/bin/sh"
 
@@ -52,8 +45,7 @@ extern char **environ;
 typedef struct popenfile {
   luaL_Stream s;
   int fd;            /* our end of the pipe; -1 once closed */
-  glP_child *c;      /* the child, or NULL for one started off the hub */
-  pid_t pid;         /* such a child's pid, or -1 */
+  glP_child *c;      /* the child */
   int noparking;     /* being collected: block instead of parking */
   int busy;          /* a greenthread waits on fd (one poll per fd) */
   gl_waitq turn;     /* others wanting to wait on it */
@@ -69,40 +61,22 @@ static popenfile *topopen(lua_State *L, int idx) {
 
 /* {====== Starting the shell ====== */
 
-/* Starts `/bin/sh -c cmd` off the hub, with posix_spawn: `childfd`, if
- * not -1, becomes the child's descriptor `target`.  Returns the pid, or
- * -1 with errno set. */
-static pid_t spawnblocking(const char *cmd, int childfd, int target) {
+/* Starts `/bin/sh -c cmd` with descriptor `pipe` (0 or 1, or -1 for none)
+ * on a pipe whose other end goes to *fd.  Returns the child, or NULL with
+ * errno set. */
+static glP_child *startshell(const char *cmd, int pipe, int *fd) {
   char *argv[] = {(char *)SHELL, (char *)"-c", (char *)cmd, NULL};
-  posix_spawnattr_t a;
-  posix_spawn_file_actions_t fa;
-  sigset_t all, none;
-  pid_t pid;
+  glP_stdio io[3] = {{GLP_INHERIT, -1}, {GLP_INHERIT, -1},
+                     {GLP_INHERIT, -1}};
+  glP_child *c;
   int e;
-  sigfillset(&all);
-  sigemptyset(&none);
-  posix_spawnattr_init(&a);
-  posix_spawnattr_setsigdefault(&a, &all);
-  posix_spawnattr_setsigmask(&a, &none);
-  posix_spawnattr_setflags(&a, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  posix_spawn_file_actions_init(&fa);
-  if (childfd >= 0) posix_spawn_file_actions_adddup2(&fa, childfd, target);
-  e = posix_spawn(&pid, SHELL, &fa, &a, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&a);
-  if (e != 0) {
-    errno = e;
-    return -1;
+  if (pipe >= 0) io[pipe].how = GLP_PIPE;
+  if ((c = glP_spawn(argv, NULL, NULL, io, &e)) == NULL) {
+    errno = -e;
+    return NULL;
   }
-  return pid;
-}
-
-/* Waits for a child started off the hub; returns its wait status or -1. */
-static int waitblocking(pid_t pid) {
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) return -1;
-  return st;
+  if (pipe >= 0) *fd = io[pipe].fd;
+  return c;
 }
 
 /* Lua's results of a child that ended: true | nil, "exit" | "signal",
@@ -121,10 +95,17 @@ static int pushresult(lua_State *L, int code, int sig) {
   return 3;
 }
 
-static int pushstatus(lua_State *L, int st) {
-  if (st == -1) return luaL_fileresult(L, 0, NULL);
-  if (WIFSIGNALED(st)) return pushresult(L, 0, WTERMSIG(st));
-  return pushresult(L, WEXITSTATUS(st), 0);
+/* Waits for c (parked, or blocking off the greenthreads), releases it
+ * and pushes Lua's results; raises a pending interrupt instead. */
+static int finishchild(lua_State *L, glP_child *c) {
+  int rc = glP_child_wait(c, UINT64_MAX);
+  if (rc != GL_OK) {
+    glP_child_release(c);  /* still reaped once it exits */
+    gl_green_raise(L);
+  }
+  rc = pushresult(L, (int)c->status, c->termsig);
+  glP_child_release(c);
+  return rc;
 }
 /* }====== */
 
@@ -139,7 +120,8 @@ static int waitfd(popenfile *pf, int events) {
     gl_waiter w;
     int rc = GL_OK;
     while (pf->busy && rc == GL_OK) {
-      memset(&w, 0, sizeof w);
+      gl_waiter_init(&w, GL_WAIT_FD, NULL);
+      w.n = pf->fd;
       rc = gl_waitq_wait(&pf->turn, &w, UINT64_MAX);
     }
     if (rc == GL_OK) {
@@ -220,71 +202,39 @@ static popenfile *closing;
  * waits for the child.  Returns Lua's values. */
 static int popen_close(lua_State *L) {
   popenfile *pf = (popenfile *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
-  int explicit = closing == pf, rc;
+  int explicit = closing == pf;
   glP_child *c = pf->c;
   closing = NULL;
   pf->noparking = !explicit;
   fclose(pf->s.f);  /* what a failed flush loses, pclose loses too */
-  if (c == NULL) return pushstatus(L, waitblocking(pf->pid));
   pf->c = NULL;
-  if (!explicit || gl_hub_current() == NULL) {
+  if (!explicit) {
     glP_child_release(c);
     return 0;
   }
-  rc = glP_child_wait(c, UINT64_MAX);
-  if (rc != GL_OK) {
-    glP_child_release(c);  /* still reaped once it exits */
-    gl_green_raise(L);
-  }
-  rc = pushresult(L, (int)c->status, c->termsig);
-  glP_child_release(c);
-  return rc;
+  return finishchild(L, c);
 }
 
 /* io.popen(prog, [mode="r"]) -> file | nil, msg, errno */
 static int io_popen(lua_State *L) {
   const char *prog = luaL_checkstring(L, 1);
   const char *mode = luaL_optstring(L, 2, "r");
-  int reading = mode[0] == 'r', e;
+  int reading = mode[0] == 'r';
   popenfile *pf = lua_newuserdatauv(L, sizeof *pf, 0);
   memset(pf, 0, sizeof *pf);
   pf->fd = -1;
-  pf->pid = -1;
   gl_waitq_init(&pf->turn);
   luaL_setmetatable(L, LUA_FILEHANDLE);  /* closef NULL: a closed file */
   luaL_argcheck(L, (mode[0] == 'r' || mode[0] == 'w') && mode[1] == '\0', 2,
                 "invalid mode");
   fflush(NULL);  /* as Lua's l_popen: output written so far goes first */
-  if (gl_hub_current() != NULL) {
-    char *argv[] = {(char *)SHELL, (char *)"-c", (char *)prog, NULL};
-    glP_stdio io[3] = {{GLP_INHERIT, -1}, {GLP_INHERIT, -1},
-                       {GLP_INHERIT, -1}};
-    io[reading ? 1 : 0].how = GLP_PIPE;
-    pf->c = glP_spawn(argv, NULL, NULL, io, &e);
-    if (pf->c == NULL) {
-      errno = -e;
-      return luaL_fileresult(L, 0, prog);
-    }
-    pf->fd = io[reading ? 1 : 0].fd;
-  } else {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) return luaL_fileresult(L, 0, prog);
-    pf->fd = reading ? p[0] : p[1];
-    pf->pid = spawnblocking(prog, reading ? p[1] : p[0], reading ? 1 : 0);
-    e = errno;
-    close(reading ? p[1] : p[0]);
-    if (pf->pid < 0) {
-      close(pf->fd);
-      errno = e;
-      return luaL_fileresult(L, 0, prog);
-    }
-  }
+  if ((pf->c = startshell(prog, reading ? 1 : 0, &pf->fd)) == NULL)
+    return luaL_fileresult(L, 0, prog);
   pf->s.f = fopencookie(pf, mode, cookie_funcs);
   if (pf->s.f == NULL) {
-    e = errno;
+    int e = errno;
     close(pf->fd);
-    if (pf->c != NULL) glP_child_release(pf->c);
-    else waitblocking(pf->pid);
+    glP_child_release(pf->c);  /* reaped once it exits */
     errno = e;
     return luaL_fileresult(L, 0, prog);
   }
@@ -311,25 +261,16 @@ static int executed(lua_State *L, int rc, gl_waiter *w) {
  * whether a shell is available. */
 static int os_execute(lua_State *L) {
   const char *cmd = luaL_optstring(L, 1, NULL);
-  glP_stdio io[3] = {{GLP_INHERIT, -1}, {GLP_INHERIT, -1},
-                     {GLP_INHERIT, -1}};
-  char *argv[] = {(char *)SHELL, (char *)"-c", (char *)cmd, NULL};
   glP_child *c;
   gl_waiter *w;
-  int e;
   if (cmd == NULL) {
     lua_pushboolean(L, access(SHELL, X_OK) == 0);
     return 1;
   }
-  if (gl_hub_current() == NULL) {
-    pid_t pid = spawnblocking(cmd, -1, -1);
-    return pushstatus(L, pid < 0 ? -1 : waitblocking(pid));
-  }
-  if ((c = glP_spawn(argv, NULL, NULL, io, &e)) == NULL) {
-    errno = -e;
+  if ((c = startshell(cmd, -1, NULL)) == NULL)
     return luaL_fileresult(L, 0, NULL);
-  }
-  w = gl_green_waiter();
+  if (gl_hub_current() == NULL) return finishchild(L, c);
+  w = gl_green_waiter(GL_WAIT_CHILD, c);
   w->data = c;
   glP_child_waiting(c, 1);
   if (c->exited) return executed(L, GL_OK, w);

@@ -37,22 +37,23 @@ int glP_checksignal(lua_State *L, int arg, const char *def);
 
 /* {====== Child processes (child.c) ====== */
 
-/* A child started with uv_spawn.  libuv owns the handle until its close
- * callback, which the exit callback requests, so the child lives on the
- * heap; its owner (a green.subprocess object, a popen file, os.execute)
- * lets go of it with glP_child_release, and whichever of the exit and
- * the release comes last frees it.  Waiters park on `exitq`. */
-typedef struct glP_child {
-  uv_process_t h;
+/* A child started with posix_spawn.  The SIGCHLD watcher (a libuv signal
+ * handle) reaps it with waitpid on its own pid, never another's, so the
+ * children of other code (a Lua C module's) are left to their owners.
+ * The owner (a green.subprocess object, a popen file, os.execute) lets
+ * go of it with glP_child_release, and whichever of the exit and the
+ * release comes last frees it.  Waiters park on `exitq`. */
+typedef struct glP_child glP_child;
+struct glP_child {
+  glP_child *prev, *next;  /* the children not reaped yet */
   gl_waitq exitq;      /* greenthreads waiting for the exit */
   int pid;
-  int exited;          /* the exit callback ran */
+  int exited;          /* reaped */
   int64_t status;      /* exit status, when no signal ended it */
   int termsig;         /* the signal that ended it, or 0 */
-  int nwait;           /* waiters: the handle is referenced while > 0 */
+  int nwait;           /* greenthreads waiting */
   int released;        /* the owner let go */
-  int closed;          /* the handle's close callback ran */
-} glP_child;
+};
 
 /* How a child's descriptor 0, 1 or 2 is set up. */
 enum {
@@ -66,22 +67,26 @@ enum {
 typedef struct glP_stdio {
   int how;             /* GLP_* */
   int fd;              /* GLP_FD: the parent's descriptor to give;
-                          GLP_PIPE, on return: the parent's end */
+                          GLP_PIPE, on return: the parent's end
+                          (non-blocking, close-on-exec) */
 } glP_stdio;
 
 /* Starts argv[0] (searched in PATH) with argv, the environment `env`
  * (NULL: the parent's), in directory `cwd` (NULL: the parent's), with
  * descriptors 0..2 as `stdio` says.  The child starts with every signal's
- * default disposition and an empty signal mask (libuv resets them), so
- * that what the parent ignores (SIGPIPE) is not ignored in the child.
- * Returns the child, or NULL with *err set to a libuv error; no pipe end
- * is left open on failure, and a child that could not run its program is
- * already reaped. */
+ * default disposition and an empty signal mask, so that what the parent
+ * ignores (SIGPIPE) is not ignored in the child.  Returns the child, or
+ * NULL with *err set to a libuv error (a program that cannot be run is
+ * such an error, and no child is left of it); no pipe end is left open on
+ * failure.  posix_spawn, not uv_spawn: glibc's shares the parent's memory
+ * until the exec (vfork), where fork copies the page tables and makes
+ * both sides fault on every page they touch until then. */
 glP_child *glP_spawn(char **argv, char **env, const char *cwd,
                      glP_stdio stdio[3], int *err);
 
 /* Parks the running greenthread until the child exited or `timeout` ns
- * passed.  Returns GL_OK (exited), GL_ETIMEDOUT or GL_EINTR. */
+ * passed.  Returns GL_OK (exited), GL_ETIMEDOUT or GL_EINTR.  Off the
+ * greenthreads (on the hub), blocks in waitpid instead. */
 int glP_child_wait(glP_child *c, uint64_t timeout);
 
 /* Around a wait made otherwise (gl_green_wait on c->exitq): a child that
@@ -90,12 +95,12 @@ int glP_child_wait(glP_child *c, uint64_t timeout);
 void glP_child_waiting(glP_child *c, int on);
 
 /* Sends signal `signum` to the child.  Returns 0 or a libuv error
- * (UV_ESRCH once it has exited: its pid may belong to another process by
- * then, so it is never signalled again). */
+ * (UV_ESRCH once it has been reaped: its pid may belong to another
+ * process by then, so it is never signalled again). */
 int glP_child_kill(glP_child *c, int signum);
 
 /* The owner lets go of c: it is freed now if it has exited, else once it
- * does (libuv reaps it either way; no zombie is left). */
+ * is reaped (no zombie is left). */
 void glP_child_release(glP_child *c);
 
 /* Pushes what a wait returns: the exit status and nil, or nil and the
