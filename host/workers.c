@@ -69,6 +69,8 @@ static struct {
   int gaveup;
   uint64_t grace_ns;
   pid_t master;
+  struct pollfd *fds;  /* the master loop's poll set */
+  int *who;            /* the slot of each fds[i], negative for `next` */
 } M;
 
 static uint64_t now(void) {
@@ -148,6 +150,8 @@ static void becomeworker(int num, int wfd) {
   }
   free(M.slots);
   free(M.old);
+  free(M.fds);
+  free(M.who);
 #ifdef __linux__
   /* A worker whose master is gone stops as if told to. */
   prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -389,12 +393,8 @@ static void readready(int k, proc *p) {
 
 /* The master's loop.  Returns only in a new worker, with its number. */
 static int master(void) {
-  struct pollfd *fds = calloc((size_t)(2 * M.n + 1), sizeof *fds);
-  int *who = calloc((size_t)(2 * M.n + 1), sizeof *who);
-  if (fds == NULL || who == NULL) {
-    say("out of memory");
-    exit(EXIT_FAILURE);
-  }
+  struct pollfd *fds = M.fds;
+  int *who = M.who;
   for (;;) {
     uint64_t t = now(), wake = UINT64_MAX;
     int nfds = 0, k, timeout;
@@ -480,7 +480,9 @@ int gl_workers_run(int n, double grace, const char *progname) {
   M.grace_ns = grace > 0 ? (uint64_t)(grace * NS) : 0;
   M.master = getpid();
   M.slots = calloc((size_t)n + 1, sizeof *M.slots);
-  if (M.slots == NULL) {
+  M.fds = calloc((size_t)(2 * n + 1), sizeof *M.fds);
+  M.who = calloc((size_t)(2 * n + 1), sizeof *M.who);
+  if (M.slots == NULL || M.fds == NULL || M.who == NULL) {
     say("out of memory");
     exit(EXIT_FAILURE);
   }
