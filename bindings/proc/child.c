@@ -22,7 +22,7 @@ static uv_signal_t *sigchld;   /* the watcher, from the first spawn on */
 static int nwaiting;           /* greenthreads waiting for any child */
 
 const char *glP_strerror(int err, char *buf, size_t size) {
-  const char *m = uv_strerror(err);
+  const char *m = strerror(-err);  /* libuv's errors are -errno here */
   size_t n = strlen(m);
   if (n >= size) n = size - 1;
   memcpy(buf, m, n);

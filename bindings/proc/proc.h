@@ -107,8 +107,8 @@ void glP_child_release(glP_child *c);
  * name of the signal that ended it. */
 int glP_pushexit(lua_State *L, const glP_child *c);
 
-/* The message of libuv error `err` in the manner of glS_strerror: lower
- * case, no final period. */
+/* The message of libuv error `err` (a negated errno) in the manner of
+ * glS_strerror: strerror's text, lower case, no final period. */
 const char *glP_strerror(int err, char *buf, size_t size);
 /* }====== */
 

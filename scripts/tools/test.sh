@@ -84,7 +84,8 @@ for cfg in "build Release" "build-asan Asan"; do
       # Stress: every socket read and write moves one byte, so that every
       # call parks and every partial path runs.
       GREENLUA_IO_ONEBYTE=1 specs "$1" "one-byte I/O" spec/socket_*_spec.lua \
-        spec/server_spec.lua spec/examples_net_spec.lua
+        spec/server_spec.lua spec/examples_net_spec.lua \
+        spec/subprocess_spec.lua
     fi
   else
     echo "build $2 failed"; failed=$((failed + 1))
