@@ -255,7 +255,7 @@ int glS_fill(glS_stream *s, size_t need, uint64_t deadline) {
       glS_startreading(s);
       if (s->rerr) continue;
     }
-    memset(&w, 0, sizeof w);
+    gl_waiter_init(&w, GL_WAIT_RECEIVE, s);
     glS_setneed(&w, GLS_RNUM, need);
     w.n = ++s->rseq;
     rc = gl_waitq_wait(&s->readq, &w, glL_remaining(deadline));

@@ -104,7 +104,7 @@ static int receiving(lua_State *L, glS_stream *s, int kind, size_t n,
       glS_startreading(s);
       if (s->rerr) continue;  /* take reports it */
     }
-    w = gl_green_waiter();
+    w = gl_green_waiter(GL_WAIT_RECEIVE, s);
     glS_setneed(w, kind, n);
     w->n = ++s->rseq;  /* the order of receivers, for timeouts */
     if (again) return gl_green_again(&s->readq, glL_remaining(deadline));

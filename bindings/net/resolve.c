@@ -57,7 +57,7 @@ struct addrinfo *glS_getaddrinfo(const char *host, int socktype,
     *err = e;
     return NULL;
   }
-  memset(&w, 0, sizeof w);
+  gl_waiter_init(&w, GL_WAIT_DNS, host);
   w.data = r;
   gl_waitq_init(&r->own);
   r->q = q != NULL ? q : &r->own;

@@ -332,7 +332,7 @@ size_t glS_needn(const gl_waiter *w);
  * are buffered or the stream ended (s->eof) or failed (s->rerr: a libuv
  * error; glS_buffered may then be less than need); call glS_readdone
  * after consuming, before parking again.  Otherwise the turn is released
- * already and it returns GL_ETIMEDOUT (`deadline`, a gl_hub_now_ns value
+ * already and it returns GL_ETIMEDOUT (`deadline`, a gl_clock_now value
  * or UINT64_MAX, passed; nothing is consumed), GL_EINTR (raise it) or
  * GL_ECLOSED (s was closed: its buffer is gone).  It keeps its C frames
  * while parked (receive.c's wait is the one that gives the stack up). */

@@ -164,7 +164,7 @@ int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
     e = 0;  /* errors come through the callback */
   }
   if (e == 0) {
-    memset(&w, 0, sizeof w);
+    gl_waiter_init(&w, GL_WAIT_CONNECT, s);
     w.data = &h->creq;
     h->cwait = 1;
     *rc = gl_waitq_wait(&s->waitq, &w, timeout);
@@ -264,7 +264,7 @@ int glS_accept(glS_stream *s, glS_stream *c, int *rc) {
     } else {
       return -e;
     }
-    memset(&w, 0, sizeof w);
+    gl_waiter_init(&w, GL_WAIT_ACCEPT, s);
     *rc = gl_waitq_wait(&s->readq, &w, wait);
     if (s->state == GLS_CLOSED) return UV_ECANCELED;
     if (s->readq.head == NULL) setpolling(s, 0);
@@ -312,7 +312,7 @@ static void onwrite(uv_write_t *req, int status) {
 int glS_writeturn(glS_stream *s, uint64_t deadline) {
   gl_waiter w;
   if (s->wbusy || s->h->wbusy || s->writeq.head != NULL) {
-    memset(&w, 0, sizeof w);
+    gl_waiter_init(&w, GL_WAIT_SEND, s);
     return gl_waitq_wait(&s->writeq, &w, glL_remaining(deadline));
     /* GL_OK: handoff gave us the turn */
   }
@@ -345,7 +345,7 @@ static int writewait(glS_stream *s, const char *p, size_t n,
     *status = e;
     return GL_OK;
   }
-  memset(&w, 0, sizeof w);
+  gl_waiter_init(&w, GL_WAIT_SEND, s);
   w.data = &h->wreq;
   h->wbusy = 1;
   h->wwait = 1;
