@@ -95,6 +95,7 @@ glS_stream *glS_newstream(lua_State *L, int kind) {
   s->state = GLS_FRESH;
   s->fd = -1;
   s->tconnect = s->tsend = s->tread = UINT64_MAX;
+  s->maxline = GLS_MAXLINE;
   gl_waitq_init(&s->readq);
   gl_waitq_init(&s->writeq);
   gl_waitq_init(&s->waitq);
@@ -180,6 +181,7 @@ static int stream_accept(lua_State *L) {
   c = glS_newstream(L, s->kind);  /* before accept4: may raise */
   c->optset = s->optset & (GLS_OPT_NODELAY | GLS_OPT_KEEPALIVE);
   c->optval = s->optval;  /* the buffer sizes are inherited by the kernel */
+  c->maxline = s->maxline;
   e = glS_accept(s, c, &rc);
   glL_raisepending(L, rc);
   if (e < 0) return glS_fail(L, e);  /* "closed", "timeout", ... */
@@ -266,8 +268,8 @@ static int stream_receive(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER) {
     lua_Integer k = luaL_checkinteger(L, 2);
     luaL_argcheck(L, k >= 0, 2, "negative size");
-    kind = GLS_RNUM;
-    n = (size_t)k;
+    kind = GLS_RNUM;  /* any n: more than memory holds waits for a close */
+    n = (lua_Unsigned)k > SIZE_MAX ? SIZE_MAX : (size_t)k;
   } else if (!lua_isnoneornil(L, 2)) {
     const char *p = luaL_checkstring(L, 2);
     if (*p == '*') p++;
@@ -291,7 +293,8 @@ static int stream_receiveany(lua_State *L) {
   glS_stream *s = glS_checkstream(L, 1);
   lua_Integer max = luaL_checkinteger(L, 2);
   luaL_argcheck(L, max > 0, 2, "must be positive");
-  return glS_receive(L, s, GLS_RANY, (size_t)max, 0);
+  return glS_receive(L, s, GLS_RANY,
+                     (lua_Unsigned)max > SIZE_MAX ? SIZE_MAX : (size_t)max, 0);
 }
 
 /* s:_peek(n) -> the first n bytes buffered, without consuming them
@@ -317,6 +320,14 @@ static int stream_peek(lua_State *L) {
   lua_pushlstring(L, glS_bufdata(s), have < (size_t)n ? have : (size_t)n);
   glS_readdone(s);
   return 1;
+}
+
+/* s:_buffer() -> bytes buffered, the buffer's capacity (for the specs) */
+static int stream_buffer(lua_State *L) {
+  glS_stream *s = glS_checkstream(L, 1);
+  lua_pushinteger(L, (lua_Integer)glS_buffered(s));
+  lua_pushinteger(L, (lua_Integer)s->rcap);
+  return 2;
 }
 
 /* s:dirty() -> true if received data waits in the buffer */
@@ -423,19 +434,28 @@ static int stream_getsockname(lua_State *L) {
 
 /* s:setoption(name, value) -> true | nil, err: booleans "tcp-nodelay",
  * "keepalive", "reuseaddr", "reuseport"; sizes in bytes "sndbuf",
- * "rcvbuf" (as OpenResty).  Options set before the socket has an fd
- * apply when it gets one. */
+ * "rcvbuf" (as OpenResty), and "max-line", the longest line "*l"
+ * returns (accepted sockets inherit it).  Options set before the socket
+ * has an fd apply when it gets one. */
 static int stream_setoption(lua_State *L) {
   static const char *const names[] = {"tcp-nodelay", "keepalive",
                                       "reuseaddr", "reuseport", "sndbuf",
-                                      "rcvbuf", NULL};
+                                      "rcvbuf", "max-line", NULL};
   static const unsigned bits[] = {GLS_OPT_NODELAY, GLS_OPT_KEEPALIVE,
                                   GLS_OPT_REUSEADDR, GLS_OPT_REUSEPORT,
-                                  GLS_OPT_SNDBUF, GLS_OPT_RCVBUF};
+                                  GLS_OPT_SNDBUF, GLS_OPT_RCVBUF, 0};
   glS_stream *s = glS_checkstream(L, 1);
   unsigned bit = bits[luaL_checkoption(L, 2, NULL, names)];
   lua_Integer n = 0;
   int fd, e;
+  if (bit == 0) {  /* max-line */
+    n = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, n > 0 && (lua_Unsigned)n < SIZE_MAX, 3,
+                  "size out of range");
+    s->maxline = (size_t)n;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   if (bit == GLS_OPT_SNDBUF || bit == GLS_OPT_RCVBUF) {
     n = luaL_checkinteger(L, 3);
     luaL_argcheck(L, n > 0 && n <= INT_MAX, 3, "size out of range");
@@ -488,6 +508,7 @@ const luaL_Reg glS_stream_methods[] = {
   {"getfd", stream_getfd},
   {"dirty", stream_dirty},
   {"_peek", stream_peek},
+  {"_buffer", stream_buffer},
   {NULL, NULL}
 };
 

@@ -102,6 +102,8 @@ struct glS_stream {
   int family;          /* of fd */
   unsigned optset, optval;
   int sndbuf, rcvbuf;  /* GLS_OPT_SNDBUF/RCVBUF values */
+  int opening;         /* a connect or bind is under way (it may park) */
+  size_t maxline;      /* the longest line "*l" returns ("max-line") */
   uint64_t tconnect, tsend, tread;  /* ns; UINT64_MAX: none */
   char *rbuf;          /* read buffer: data is rbuf[rstart, rend) */
   size_t rstart, rend, rcap;
@@ -200,6 +202,14 @@ int glS_sockfd(glS_stream *s);
 /* Applies the options in `mask` of s to fd; returns 0 or a libuv error. */
 int glS_applyopts(glS_stream *s, int fd, unsigned mask);
 
+/* Whether s may start a connect (`isbind` 0) or a bind now: 0, or the
+ * error to return: UV_EOF ("closed"), UV_EALREADY (a connect or bind is
+ * under way), UV_EISCONN (connected), UV_EINVAL (listening; bound, for
+ * a bind).  A connect or bind that parks (name lookups, the connect
+ * itself) sets s->opening meanwhile, so that a second one, from another
+ * greenthread, fails instead of taking the socket over. */
+int glS_canopen(glS_stream *s, int isbind);
+
 /* Creates a non-blocking stream socket of `family` with s's options;
  * returns the fd or a negative libuv error. */
 int glS_socket(glS_stream *s, int family);
@@ -263,7 +273,9 @@ static inline const char *glS_bufdata(const glS_stream *s) {
   return s->rbuf != NULL ? s->rbuf + s->rstart : "";
 }
 
-/* Drops the first n buffered bytes (n <= glS_buffered(s)). */
+/* Drops the first n buffered bytes (n <= glS_buffered(s)).  A buffer
+ * that empties is freed, so an idle stream holds none; a large one left
+ * with little data shrinks. */
 void glS_consume(glS_stream *s, size_t n);
 
 /* Makes room for n more bytes at the end of the buffer (rbuf + rend);
@@ -276,6 +288,11 @@ void glS_freebuf(glS_stream *s);
 /* The first '\n' of the buffer, or NULL; scans only what it did not scan
  * before, so a long line arriving in small pieces stays linear. */
 const char *glS_findnl(glS_stream *s);
+
+/* Whether the line at the start of the buffer is, or will be, longer
+ * than s->maxline (a '\r' before its '\n' not counted); `nl` is what
+ * glS_findnl returned. */
+int glS_overlong(const glS_stream *s, const char *nl);
 
 /* Starts and stops libuv reading into the buffer. */
 void glS_startreading(glS_stream *s);
@@ -293,12 +310,16 @@ void glS_kick(glS_stream *s);
  * buffer is full enough with nobody waiting. */
 void glS_afterread(glS_stream *s);
 
-/* What a parked receiver waits for, in its waiter (see reader.c). */
+/* What a parked receiver waits for: a kind, and a count for GLS_RNUM
+ * and GLS_RANY, kept in its waiter (the kind as w->data, a tag in static
+ * memory; the count whole in w->n2; w->n is its place in line). */
 enum { GLS_RLINE, GLS_RALL, GLS_RNUM, GLS_RANY };
-#define GLS_NEED(kind, n) \
-  ((intptr_t)(((uintptr_t)(n) << 2) | (uintptr_t)(kind)))
-#define GLS_NEEDKIND(v) ((int)((uintptr_t)(v) & 3))
-#define GLS_NEEDN(v) ((size_t)((uintptr_t)(v) >> 2))
+void glS_setneed(gl_waiter *w, int kind, size_t n);
+int glS_needkind(const gl_waiter *w);
+size_t glS_needn(const gl_waiter *w);
+
+/* The default of "max-line". */
+#define GLS_MAXLINE (16 * 1024 * 1024)
 
 /* Reading the buffer directly, for parsers in C.  A C reader takes one
  * turn among the stream's receivers (FIFO, as receive does):
