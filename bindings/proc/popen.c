@@ -312,7 +312,7 @@ static popenfile *target(lua_State *L, int which) {
 /* Raises the running greenthread's pending interrupt, if any. */
 static void raisepending(lua_State *L) {
   gl_task *t = gl_hub_current();
-  if (t != NULL && t->intr != NULL) gl_green_raise(L);
+  if (t != NULL && gl_hub_pending(t)) gl_green_raise(L);
 }
 
 /* A wrapped read, write or flush: upvalue 1 the original, 2 the target. */
