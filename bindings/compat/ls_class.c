@@ -2,6 +2,7 @@
  * metatables of stream objects (a master becomes a client by connecting,
  * a server by listening) and their checks, the block and total timeouts,
  * the texts of name lookup errors, and LuaSocket's clock. */
+#include <stdint.h>
 #include <time.h>
 
 #include "luasocket.h"
@@ -97,6 +98,7 @@ glC_sock *glC_check(lua_State *L, int role) {
 glC_sock *glC_newsock(lua_State *L, int family) {
   glC_sock *c = (glC_sock *)glS_newstreamx(L, kinds[family], sizeof *c);
   c->s.luasocket = 1;
+  c->s.maxline = SIZE_MAX;        /* LuaSocket has no longest line */
   c->s.optset = c->s.optval = 0;  /* LuaSocket leaves Nagle on */
   c->block = c->total = -1;
   c->birthday = glC_gettime();

@@ -55,12 +55,6 @@ const char *glS_luasocketerror(int err) {
   }
 }
 
-const char *glS_streamerror(const glS_stream *s, int err, char *buf,
-                            size_t size) {
-  return s->luasocket ? glS_luasocketerror(err)
-                      : glS_strerror(err, buf, size);
-}
-
 int glS_fail(lua_State *L, int err) {
   char buf[128];
   return glL_fail(L, glS_strerror(err, buf, sizeof buf));

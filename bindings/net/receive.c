@@ -40,7 +40,7 @@ static void pushline(lua_State *L, glS_stream *s, const char *p, size_t n,
 }
 
 /* nil, msg, everything buffered (which is dropped): a receive that ended
- * early, as LuaSocket returns it. */
+ * early, as LuaSocket returns it (a partial line without its '\r's). */
 static int failpartial(lua_State *L, glS_stream *s, const char *msg,
                        int kind, int prefix) {
   size_t have = glS_buffered(s);
@@ -72,11 +72,21 @@ static int take(lua_State *L, glS_stream *s, int kind, size_t n,
   char buf[128];
   switch (kind) {
     case GLS_RLINE:
-      if ((nl = glS_findnl(s)) != NULL) {
+      nl = glS_findnl(s);
+      if (nl != NULL && !glS_overlong(s, nl)) {
         len = (size_t)(nl - p);
         pushline(L, s, p, len, prefix);
         glS_consume(s, len + 1);
         return done(L, s);
+      }
+      if (glS_overlong(s, nl)) {
+        /* The first max-line bytes as the partial result; the rest of
+         * the line stays for the next receive (spec/socket_bounds_spec). */
+        lua_pushnil(L);
+        lua_pushliteral(L, "line too long");
+        glS_pushdata(L, p, s->maxline, prefix);
+        glS_consume(s, s->maxline);
+        return 3;
       }
       break;
     case GLS_RNUM:
@@ -105,7 +115,7 @@ static int take(lua_State *L, glS_stream *s, int kind, size_t n,
       break;
   }
   if (s->rerr)
-    return failpartial(L, s, glS_streamerror(s, s->rerr, buf, sizeof buf),
+    return failpartial(L, s, glS_errtext(s, s->rerr, buf, sizeof buf),
                        kind, prefix);
   if (s->eof) return failpartial(L, s, "closed", kind, prefix);
   return 0;
@@ -139,8 +149,7 @@ static int receiving(lua_State *L, glS_stream *s, int kind, size_t n,
       if (s->rerr) continue;  /* take reports it */
     }
     w = gl_green_waiter(GL_WAIT_RECEIVE, s);
-    w->n2 = GLS_NEED(kind, n);
-    if (s->tidle != UINT64_MAX) w->n2 |= GLS_RPROGRESS;
+    glS_setneed(w, s->tidle != UINT64_MAX ? kind + GLS_RPROGRESS : kind, n);
     if (again && turn) {
       w->n = seq;
       gl_waitq_link_first(&s->readq, w);
@@ -165,8 +174,8 @@ static int received(lua_State *L, int rc, gl_waiter *w) {
   }
   if (rc == GL_OK) {  /* our turn, handed over by glS_kick */
     s->rbusy = 0;
-    return receiving(L, s, GLS_NEEDKIND(w->n2), GLS_NEEDN(w->n2), prefix,
-                     deadline, 1, 1, w->n);
+    return receiving(L, s, glS_needkind(w), glS_needn(w), prefix, deadline,
+                     1, 1, w->n);
   }
   if (rc == GL_EINTR) {
     glS_afterread(s);  /* the next reader may be served already */
@@ -178,7 +187,7 @@ static int received(lua_State *L, int rc, gl_waiter *w) {
     glS_pushdata(L, "", 0, prefix);
     nres = 3;
   } else {
-    nres = failpartial(L, s, "timeout", GLS_NEEDKIND(w->n2), prefix);
+    nres = failpartial(L, s, "timeout", glS_needkind(w), prefix);
   }
   glS_afterread(s);
   return nres;
