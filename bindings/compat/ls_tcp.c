@@ -64,13 +64,13 @@ static int nothing(lua_State *L, const char *msg) {
  * LuaSocket's getaddrinfo calls do (a NULL host with `passive` is the
  * any address), without blocking the hub: literal addresses at once,
  * names on libuv's thread pool, within `wait` ns and parked where closing
- * c wakes the lookup.  Returns how many, or 0 after pushing nil, err
- * (raises an interrupt). */
+ * c wakes the lookup.  Returns how many, or 0 after pushing nil, err, or
+ * 0 with *rc GL_EINTR (an interrupt for the caller to raise). */
 static int resolve(lua_State *L, glC_sock *c, const char *host,
                    const char *serv, int family, int passive,
-                   struct sockaddr_storage *addrs, uint64_t wait) {
+                   struct sockaddr_storage *addrs, uint64_t wait, int *rc) {
   struct addrinfo hints, *res, *ai;
-  int n = 0, rc, err;
+  int n = 0, err;
   long port;
   if (host != NULL && isport(serv) &&
       (port = strtol(serv, NULL, 10)) < 65536) {
@@ -86,10 +86,10 @@ static int resolve(lua_State *L, glC_sock *c, const char *host,
   hints.ai_family = family;
   hints.ai_socktype = SOCK_STREAM;
   if (passive) hints.ai_flags = AI_PASSIVE;
-  res = glS_getaddrinfox(host, serv, &hints, &c->s.waitq, wait, &rc, &err);
-  glL_raisepending(L, rc);
-  if (rc == GL_ETIMEDOUT) return nothing(L, "timeout");
-  if (rc != GL_OK || c->s.state == GLS_CLOSED) {
+  res = glS_getaddrinfox(host, serv, &hints, &c->s.waitq, wait, rc, &err);
+  if (*rc == GL_EINTR) return 0;
+  if (*rc == GL_ETIMEDOUT) return nothing(L, "timeout");
+  if (*rc != GL_OK || c->s.state == GLS_CLOSED) {
     if (res != NULL) uv_freeaddrinfo(res);
     return nothing(L, "closed");
   }
@@ -130,10 +130,10 @@ static int ownfd(glC_sock *c, int family) {
 /* Connects the fresh or bound c to one address within `wait` ns; with no
  * time to wait, leaves the connect in flight (c->pending).  Returns 0 or
  * a libuv error (UV_ETIMEDOUT for a timeout, UV_ECANCELED when c was
- * closed meanwhile); raises an interrupt. */
-static int connectone(lua_State *L, glC_sock *c,
-                      const struct sockaddr_storage *sa, uint64_t wait) {
-  int fd = c->s.fd, rc, e;
+ * closed meanwhile or *rc is GL_EINTR, an interrupt to raise). */
+static int connectone(glC_sock *c, const struct sockaddr_storage *sa,
+                      uint64_t wait, int *rc) {
+  int fd = c->s.fd, e;
   if (wait == 0) {
     if (connect(fd, (const struct sockaddr *)sa, addrlen(sa)) != 0) {
       if (errno != EINPROGRESS) return -errno;
@@ -149,34 +149,20 @@ static int connectone(lua_State *L, glC_sock *c,
     return 0;
   }
   c->s.fd = -1;  /* glS_connect takes fd over, even on failure */
-  e = glS_connect(&c->s, fd, (const struct sockaddr *)sa, NULL, wait, &rc);
-  glL_raisepending(L, rc);
-  if (c->s.state == GLS_CLOSED) return UV_ECANCELED;
-  if (e < 0 && rc == GL_ETIMEDOUT) return UV_ETIMEDOUT;
+  e = glS_connect(&c->s, fd, (const struct sockaddr *)sa, NULL, wait, rc);
+  if (c->s.state == GLS_CLOSED || *rc == GL_EINTR) return UV_ECANCELED;
+  if (e < 0 && *rc == GL_ETIMEDOUT) return UV_ETIMEDOUT;
   return e;
 }
 
-/* Connects c to host:serv, trying each address of its family in turn;
- * pushes 1 | nil, err.  A connected c asks the kernel again, as LuaSocket
- * does ("already connected" for another address). */
-static int doconnect(lua_State *L, glC_sock *c, const char *host,
-                     const char *serv, int family) {
+/* The connect of doconnect, once it may start: pushes 1 | nil, err, or
+ * nothing with *rc GL_EINTR. */
+static int connecting(lua_State *L, glC_sock *c, const char *host,
+                      const char *serv, int family, int *rc) {
   struct sockaddr_storage addrs[MAXADDRS];
   int n, i, e = UV_EAI_NONAME;
-  uint64_t wait = glC_stepwait(c);
-  if (c->s.state == GLS_CLOSED) return glC_fail(L, "closed");
-  if (c->s.state == GLS_LISTENING || c->s.state == GLS_CONNECTING)
-    return glC_fail(L, glS_luasocketerror(UV_EINVAL));
-  if (c->pending) {
-    e = glC_settle(L, c, wait);
-    if (c->pending) return glC_fail(L, "timeout");
-    if (e < 0) {  /* the kernel then says "not connected" to a receive */
-      c->connerr = UV_ENOTCONN;
-      return glC_fail(L, glS_luasocketerror(e));
-    }
-    return glC_one(L);
-  }
-  if ((n = resolve(L, c, host, serv, family, 0, addrs, wait)) == 0) return 2;
+  n = resolve(L, c, host, serv, family, 0, addrs, glC_stepwait(c), rc);
+  if (n == 0) return *rc == GL_EINTR ? 0 : 2;
   if (c->s.state == GLS_CONNECTED) {
     if (connect(glS_sockfd(&c->s), (struct sockaddr *)&addrs[0],
                 addrlen(&addrs[0])) == 0)
@@ -185,11 +171,40 @@ static int doconnect(lua_State *L, glC_sock *c, const char *host,
   }
   for (i = 0; i < n; i++) {
     if ((e = ownfd(c, addrs[i].ss_family)) < 0) break;
-    e = connectone(L, c, &addrs[i], glC_stepwait(c));
+    e = connectone(c, &addrs[i], glC_stepwait(c), rc);
+    if (*rc == GL_EINTR) return 0;
     if (e == 0) return glC_one(L);
     if (c->pending || e == UV_ECANCELED) break;
   }
   return glC_fail(L, glS_luasocketerror(e));
+}
+
+/* Connects c to host:serv, trying each address of its family in turn;
+ * pushes 1 | nil, err.  A connected c asks the kernel again, as LuaSocket
+ * does ("already connected" for another address).  One connect or bind
+ * runs at a time (s.opening, as for green sockets). */
+static int doconnect(lua_State *L, glC_sock *c, const char *host,
+                     const char *serv, int family) {
+  int e, rc = GL_OK, nres;
+  if (c->s.state == GLS_CLOSED) return glC_fail(L, "closed");
+  if (c->s.state == GLS_LISTENING)
+    return glC_fail(L, glS_luasocketerror(UV_EINVAL));
+  if (c->s.state == GLS_CONNECTING || c->s.opening)
+    return glC_fail(L, glS_luasocketerror(UV_EALREADY));
+  if (c->pending) {
+    e = glC_settle(L, c, glC_stepwait(c));
+    if (c->pending) return glC_fail(L, "timeout");
+    if (e < 0) {  /* the kernel then says "not connected" to a receive */
+      c->connerr = UV_ENOTCONN;
+      return glC_fail(L, glS_luasocketerror(e));
+    }
+    return glC_one(L);
+  }
+  c->s.opening = 1;
+  nres = connecting(L, c, host, serv, family, &rc);
+  c->s.opening = 0;
+  glL_raisepending(L, rc);
+  return nres;
 }
 
 /* obj:connect(address, port) -> 1 | nil, err: it becomes a client,
@@ -211,13 +226,19 @@ static int tcp_connect(lua_State *L) {
 static int dobind(lua_State *L, glC_sock *c, const char *host,
                   const char *serv, int family) {
   struct sockaddr_storage addrs[MAXADDRS];
-  int n, i, e = UV_EAI_NONAME;
+  int n, i, e = UV_EAI_NONAME, rc = GL_OK;
   if (c->s.state == GLS_CLOSED) return glC_fail(L, "closed");
+  if (c->s.opening) return glC_fail(L, glS_luasocketerror(UV_EALREADY));
   if (c->s.state != GLS_FRESH && c->s.state != GLS_BOUND)
     return glC_fail(L, glS_luasocketerror(UV_EINVAL));
   if (strcmp(host, "*") == 0) host = NULL;
-  if ((n = resolve(L, c, host, serv, family, 1, addrs, UINT64_MAX)) == 0)
-    return 2;
+  c->s.opening = 1;
+  n = resolve(L, c, host, serv, family, 1, addrs, UINT64_MAX, &rc);
+  c->s.opening = 0;
+  glL_raisepending(L, rc);
+  if (n == 0) return 2;
+  if (c->s.state != GLS_FRESH && c->s.state != GLS_BOUND)
+    return glC_fail(L, "closed");
   for (i = 0; i < n; i++) {
     if ((e = ownfd(c, addrs[i].ss_family)) < 0) continue;
     if (bind(c->s.fd, (struct sockaddr *)&addrs[i], addrlen(&addrs[i])) == 0)

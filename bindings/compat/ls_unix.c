@@ -44,6 +44,7 @@ static int unix_connect(lua_State *L) {
   uint64_t wait = glC_stepwait(c);
   int fd = c->s.fd, rc, e;
   if ((err = setpath(&un, path, len)) != NULL) return glC_fail(L, err);
+  if (c->s.opening) return glC_fail(L, glS_luasocketerror(UV_EALREADY));
   if (fd < 0) return glC_fail(L, glS_luasocketerror(UV_EBADF));
   if (wait == 0) {  /* a Unix connect ends at once, or cannot start */
     if (connect(fd, (struct sockaddr *)&un, sizeof un) != 0)
@@ -53,7 +54,9 @@ static int unix_connect(lua_State *L) {
     c->s.state = e < 0 ? GLS_FRESH : GLS_CONNECTED;
   } else {
     c->s.fd = -1;  /* glS_connect takes fd over, even on failure */
+    c->s.opening = 1;
     e = glS_connect(&c->s, fd, NULL, un.sun_path, wait, &rc);
+    c->s.opening = 0;
     glL_raisepending(L, rc);
     if (e < 0 && rc == GL_ETIMEDOUT) e = UV_ETIMEDOUT;
     if (e < 0 && c->s.state != GLS_CLOSED) {  /* LuaSocket keeps an fd */
