@@ -36,12 +36,22 @@ static int take(lua_State *L, glS_stream *s, int kind, size_t n,
   char buf[128];
   switch (kind) {
     case GLS_RLINE:
-      if ((nl = glS_findnl(s)) != NULL) {
+      nl = glS_findnl(s);
+      if (nl != NULL && !glS_overlong(s, nl)) {
         len = (size_t)(nl - p);
         glS_pushdata(L, p, len > 0 && p[len - 1] == '\r' ? len - 1 : len,
                      prefix);
         glS_consume(s, len + 1);
         return 1;
+      }
+      if (glS_overlong(s, nl)) {
+        /* The first max-line bytes as the partial result; the rest of
+         * the line stays for the next receive (spec/socket_bounds_spec). */
+        lua_pushnil(L);
+        lua_pushliteral(L, "line too long");
+        glS_pushdata(L, p, s->maxline, prefix);
+        glS_consume(s, s->maxline);
+        return 3;
       }
       break;
     case GLS_RNUM:
@@ -68,7 +78,8 @@ static int take(lua_State *L, glS_stream *s, int kind, size_t n,
       break;
   }
   if (s->rerr)
-    return failpartial(L, s, glS_strerror(s->rerr, buf, sizeof buf), prefix);
+    return failpartial(L, s, glS_errtext(s, s->rerr, buf, sizeof buf),
+                       prefix);
   if (s->eof) return failpartial(L, s, "closed", prefix);
   return 0;
 }
@@ -95,7 +106,7 @@ static int receiving(lua_State *L, glS_stream *s, int kind, size_t n,
       if (s->rerr) continue;  /* take reports it */
     }
     w = gl_green_waiter(GL_WAIT_RECEIVE, s);
-    w->n2 = GLS_NEED(kind, n);
+    glS_setneed(w, kind, n);
     w->n = ++s->rseq;  /* the order of receivers, for timeouts */
     if (again) return gl_green_again(&s->readq, glL_remaining(deadline));
     return gl_green_wait(L, &s->readq, glL_remaining(deadline), received);
@@ -115,8 +126,8 @@ static int received(lua_State *L, int rc, gl_waiter *w) {
   }
   if (rc == GL_OK) {  /* our turn, handed over by glS_kick */
     s->rbusy = 0;
-    return receiving(L, s, GLS_NEEDKIND(w->n2), GLS_NEEDN(w->n2), prefix,
-                     deadline, 1, 1);
+    return receiving(L, s, glS_needkind(w), glS_needn(w), prefix, deadline,
+                     1, 1);
   }
   if (rc == GL_EINTR) {
     glS_afterread(s);  /* the next reader may be served already */

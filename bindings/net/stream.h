@@ -68,6 +68,10 @@ enum {
 };
 
 typedef struct glS_stream glS_stream;
+typedef struct glS_tls glS_tls;        /* tls.c */
+typedef struct glS_tlsctx glS_tlsctx;  /* tls_context.c */
+struct ssl_st;                         /* OpenSSL's SSL and SSL_CTX */
+struct ssl_ctx_st;
 
 /* The libuv side of a stream socket, heap-allocated because libuv owns it
  * until its close callback, which frees it.  `s` is NULL once the socket
@@ -102,6 +106,8 @@ struct glS_stream {
   int family;          /* of fd */
   unsigned optset, optval;
   int sndbuf, rcvbuf;  /* GLS_OPT_SNDBUF/RCVBUF values */
+  int opening;         /* a connect or bind is under way (it may park) */
+  size_t maxline;      /* the longest line "*l" returns ("max-line") */
   uint64_t tconnect, tsend, tread;  /* ns; UINT64_MAX: none */
   char *rbuf;          /* read buffer: data is rbuf[rstart, rend) */
   size_t rstart, rend, rcap;
@@ -117,7 +123,9 @@ struct glS_stream {
   intptr_t rseq;       /* receivers parked so far (their order) */
   gl_waitq readq;      /* receivers (head: the one served), acceptors */
   gl_waitq writeq;     /* senders waiting for their turn */
-  gl_waitq waitq;      /* connect, resolve, a write in flight */
+  gl_waitq waitq;      /* connect, resolve, a write in flight,
+                          a handshake */
+  glS_tls *tls;        /* the TLS layer, once sslhandshake began */
 };
 
 /* {====== The layer (stream.c) ====== */
@@ -200,6 +208,14 @@ int glS_sockfd(glS_stream *s);
 /* Applies the options in `mask` of s to fd; returns 0 or a libuv error. */
 int glS_applyopts(glS_stream *s, int fd, unsigned mask);
 
+/* Whether s may start a connect (`isbind` 0) or a bind now: 0, or the
+ * error to return: UV_EOF ("closed"), UV_EALREADY (a connect or bind is
+ * under way), UV_EISCONN (connected), UV_EINVAL (listening; bound, for
+ * a bind).  A connect or bind that parks (name lookups, the connect
+ * itself) sets s->opening meanwhile, so that a second one, from another
+ * greenthread, fails instead of taking the socket over. */
+int glS_canopen(glS_stream *s, int isbind);
+
 /* Creates a non-blocking stream socket of `family` with s's options;
  * returns the fd or a negative libuv error. */
 int glS_socket(glS_stream *s, int family);
@@ -263,7 +279,9 @@ static inline const char *glS_bufdata(const glS_stream *s) {
   return s->rbuf != NULL ? s->rbuf + s->rstart : "";
 }
 
-/* Drops the first n buffered bytes (n <= glS_buffered(s)). */
+/* Drops the first n buffered bytes (n <= glS_buffered(s)).  A buffer
+ * that empties is freed, so an idle stream holds none; a large one left
+ * with little data shrinks. */
 void glS_consume(glS_stream *s, size_t n);
 
 /* Makes room for n more bytes at the end of the buffer (rbuf + rend);
@@ -276,6 +294,11 @@ void glS_freebuf(glS_stream *s);
 /* The first '\n' of the buffer, or NULL; scans only what it did not scan
  * before, so a long line arriving in small pieces stays linear. */
 const char *glS_findnl(glS_stream *s);
+
+/* Whether the line at the start of the buffer is, or will be, longer
+ * than s->maxline (a '\r' before its '\n' not counted); `nl` is what
+ * glS_findnl returned. */
+int glS_overlong(const glS_stream *s, const char *nl);
 
 /* Starts and stops libuv reading into the buffer. */
 void glS_startreading(glS_stream *s);
@@ -293,12 +316,16 @@ void glS_kick(glS_stream *s);
  * buffer is full enough with nobody waiting. */
 void glS_afterread(glS_stream *s);
 
-/* What a parked receiver waits for, in its waiter (see reader.c). */
+/* What a parked receiver waits for: a kind, and a count for GLS_RNUM
+ * and GLS_RANY, kept in its waiter (the kind as w->data, a tag in static
+ * memory; the count whole in w->n2; w->n is its place in line). */
 enum { GLS_RLINE, GLS_RALL, GLS_RNUM, GLS_RANY };
-#define GLS_NEED(kind, n) \
-  ((intptr_t)(((uintptr_t)(n) << 2) | (uintptr_t)(kind)))
-#define GLS_NEEDKIND(v) ((int)((uintptr_t)(v) & 3))
-#define GLS_NEEDN(v) ((size_t)((uintptr_t)(v) >> 2))
+void glS_setneed(gl_waiter *w, int kind, size_t n);
+int glS_needkind(const gl_waiter *w);
+size_t glS_needn(const gl_waiter *w);
+
+/* The default of "max-line". */
+#define GLS_MAXLINE (16 * 1024 * 1024)
 
 /* Reading the buffer directly, for parsers in C.  A C reader takes one
  * turn among the stream's receivers (FIFO, as receive does):
@@ -332,6 +359,60 @@ int glS_receive(lua_State *L, glS_stream *s, int kind, size_t n,
 /* Pushes n bytes at p, after the prefix at stack index `prefix` (0:
  * none). */
 void glS_pushdata(lua_State *L, const char *p, size_t n, int prefix);
+/* }====== */
+
+/* {====== TLS (tls.c, tls_context.c) ======
+ * A stream with s->tls set reads ciphertext: the reader hands what each
+ * read brings to glS_tls_input, which decrypts into the buffer (so the
+ * buffer always holds plaintext), and stream_send writes through
+ * glS_tls_write instead of glS_write.  Nothing changes above. */
+
+/* A TLS failure of s (s->rerr, s->werr); its text is glS_errtext's. */
+#define GLS_ETLS (-30000)
+
+/* Feeds what a read brought (n > 0), or the transport's end or failure
+ * (n < 0, a libuv error), to the TLS layer of s. */
+void glS_tls_input(glS_stream *s, const char *p, ssize_t n);
+
+/* glS_write for a TLS stream, holding the write turn: encrypts n bytes
+ * at p and writes them, parking until the peer took each chunk, until
+ * `deadline`.  Adds the plaintext bytes sent to *sent; returns 0 or an
+ * error (GLS_ETLS, a libuv error; UV_ECANCELED when s was closed), *rc
+ * the last park's status (after GL_ETIMEDOUT or GL_EINTR the last chunk
+ * still goes out, counted as sent; its ciphertext is the layer's own). */
+int glS_tls_write(glS_stream *s, const char *p, size_t n, uint64_t deadline,
+                  size_t *sent, int *rc);
+
+/* Sends close_notify (shutdown "send"); glS_tls_free sends it too, as far
+ * as the socket takes it at once, and frees the layer (close). */
+void glS_tls_shutdown(glS_stream *s);
+void glS_tls_free(glS_stream *s);
+
+/* The message for err on s: a TLS failure's text for GLS_ETLS, else
+ * glS_strerror's. */
+const char *glS_errtext(glS_stream *s, int err, char *buf, size_t size);
+
+/* sslhandshake and sslinfo, methods of every stream class. */
+extern const luaL_Reg glS_tls_methods[];
+
+/* Contexts: one SSL_CTX per configuration, shared (references counted:
+ * the Lua object and each connection).  glS_tlsctx_client gives the
+ * cached client context for (verify, cafile), or NULL with err;
+ * glS_tlsctx_test the green.tls.Context at i, or NULL.  A client's SSL
+ * is prepared with the session it last had with `key` (host:port), and
+ * new sessions are kept under it. */
+glS_tlsctx *glS_tlsctx_client(lua_State *L, int verify, const char *cafile,
+                              char *err, size_t size);
+glS_tlsctx *glS_tlsctx_test(lua_State *L, int i);
+void glS_tlsctx_ref(glS_tlsctx *c);
+void glS_tlsctx_unref(glS_tlsctx *c);
+int glS_tlsctx_isserver(const glS_tlsctx *c);
+struct ssl_ctx_st *glS_tlsctx_get(glS_tlsctx *c);
+void glS_tlsctx_prepare(glS_tlsctx *c, struct ssl_st *ssl, const char *key);
+
+/* OpenSSL's reason for the last failure, lower case, into buf (or
+ * `fallback`); clears OpenSSL's error queue. */
+const char *glS_tls_reason(char *buf, size_t size, const char *fallback);
 /* }====== */
 
 /* {====== Addresses, errors, arguments (address.c) ====== */

@@ -82,6 +82,19 @@ int glS_applyopts(glS_stream *s, int fd, unsigned mask) {
   return e;
 }
 
+int glS_canopen(glS_stream *s, int isbind) {
+  switch (s->state) {
+    case GLS_CLOSED: return UV_EOF;
+    case GLS_CONNECTING: return UV_EALREADY;
+    case GLS_CONNECTED: return UV_EISCONN;
+    default: break;
+  }
+  if (s->opening) return UV_EALREADY;
+  if (s->state == GLS_LISTENING || (isbind && s->state != GLS_FRESH))
+    return UV_EINVAL;
+  return 0;
+}
+
 int glS_socket(glS_stream *s, int family) {
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int e;
@@ -203,6 +216,7 @@ int glS_listen(glS_stream *s, int backlog) {
   int fd, e;
   if (s->state == GLS_LISTENING) return 0;
   if (s->state == GLS_CLOSED) return UV_EBADF;
+  if (s->opening) return UV_EALREADY;
   if (s->state != GLS_FRESH && s->state != GLS_BOUND) return UV_EISCONN;
   if (s->fd < 0) {
     fd = glS_socket(s, s->kind == GLS_TCP ? AF_INET : AF_UNIX);
