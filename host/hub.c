@@ -30,6 +30,8 @@ static struct {
   gl_task *head, *tail;   /* the run queue */
   gl_task *ioh, *iot;     /* woken by loop callbacks since the last poll */
   gl_task *iofront;       /* the last spliced task not run yet, or NULL */
+  gl_task *last;          /* the last task of the round under way (the
+                             tail when it began), or NULL between rounds */
   int inrun;              /* the hub is inside uv_run */
   unsigned round;         /* counts rounds, for the fairness of pushio */
   gl_task *live_head, *live_tail;
@@ -53,7 +55,7 @@ static struct {
   int eager;              /* gl_hub_unwind_eagerly */
   uint64_t stamp;         /* gl_clock_now() at the last poll */
   uint64_t loops;         /* polls so far */
-  size_t parked_io;       /* parked tasks labelled GL_WAIT_ON_IO */
+  size_t parked_io;       /* tasks in a park labelled GL_WAIT_ON_IO */
 } H;
 
 static int virtual_clock;  /* gl_hub_virtual_clock; may be set early */
@@ -61,6 +63,12 @@ static int virtual_clock;  /* gl_hub_virtual_clock; may be set early */
 /* Read by the watchdog's thread (bindings/observe/watchdog.c). */
 static _Atomic uint64_t switches;
 static _Atomic int inloop;
+
+/* Counts a switch to a task, on the hub's thread only. */
+static inline void count_switch(void) {
+  atomic_store_explicit(&switches, atomic_load_explicit(
+      &switches, memory_order_relaxed) + 1, memory_order_relaxed);
+}
 
 static size_t private_max = PRIVATE_STACKS;
 static int eager_unwind;
@@ -100,6 +108,8 @@ void gl_hub_unwind_eagerly(int on) {
   eager_unwind = on;
   H.eager = on;
 }
+
+#define WAITING (-1)  /* a waiter's status until a waker writes one */
 
 /* {====== Run queue and tasks ====== */
 
@@ -251,10 +261,22 @@ void gl_hub_spawn(gl_task *t) {
   push(t);
 }
 
-/* Switches from the current task to the hub. */
+static gl_task *direct(gl_task *t);
+
+/* Switches from the current task, which parked or yielded (or finished),
+ * to the hub, or straight to the next task when the hub has nothing else
+ * to do in between (direct). */
 static void tohub(gl_task *t, int finishing) {
-  gl_coro_switch(&t->coro, &H.co, finishing);
-  /* back: the hub switched to us again */
+  gl_task *n;
+  if (!finishing && (n = direct(t)) != NULL) {
+    n->state = GL_TASK_RUNNING;
+    H.current = n;
+    count_switch();
+    if (n != t) gl_coro_switch(&t->coro, &n->coro, 0);
+  } else {
+    gl_coro_switch(&t->coro, &H.co, finishing);
+  }
+  /* back: the hub, or a task, switched to us again */
   GL_ASSERT(H.current == t);
 }
 
@@ -363,7 +385,13 @@ static void activate(gl_task *t) {
   }
 }
 
-static void runtask(gl_task *t) {
+static int settle(gl_task *t);
+
+/* Runs t until a task switches back to the hub: t, or the last of the
+ * tasks that switched straight to one another from t on (direct).
+ * Returns that task. */
+static gl_task *runtask(gl_task *t) {
+  if (!settle(t)) return t;  /* woken spuriously: parked again */
   if (!t->started) {
     if (t->state != GL_TASK_NEW) H.unwound--;  /* back after unwinding */
     start(t);
@@ -371,14 +399,15 @@ static void runtask(gl_task *t) {
   if (t->coro.shared) activate(t);
   t->state = GL_TASK_RUNNING;
   H.current = t;
-  atomic_store_explicit(&switches, atomic_load_explicit(
-      &switches, memory_order_relaxed) + 1, memory_order_relaxed);
+  count_switch();
   gl_coro_switch(&H.co, &t->coro, 0);
+  t = H.current;
   H.current = NULL;
   if (t->state == GL_TASK_DEAD)
     drop_stack(t);
   else if (H.eager && t->state == GL_TASK_PARKED && t->unwindable)
     unwind(t);
+  return t;
 }
 
 static void deadlock(void) {
@@ -406,35 +435,68 @@ static int jump(void) {
   return 1;
 }
 
+/* Whether a deadline passed while tasks ran. */
+static int due(void) {
+  return gl_clock_next_deadline() != UINT64_MAX &&
+         gl_clock_now() >= gl_clock_next_deadline();
+}
+
+/* What the hub does after each task it ran, before the next. */
+static void between(gl_task *t) {
+  if (due()) gl_clock_expire();
+  if (++H.ran >= POLL_CHECK) {
+    H.ran = 0;
+    if (uv_hrtime() - H.polled >= POLL_EVERY_NS) poll(UV_RUN_NOWAIT);
+  }
+  splice();  /* once, so batches woken earlier stay ahead */
+  if (t == H.last) H.last = NULL;  /* the round is over */
+}
+
+/* The hub runs rounds: the tasks ready when a round begins, in order, and
+ * those that loop callbacks wake meanwhile ahead of the rest (pushio). */
 static void hub_main(gl_coro *co) {
   GL_UNUSED(co);
   for (;;) {
-    gl_task *last = H.tail;
-    H.round++;
-    if (last != NULL) {
-      gl_task *t;
-      do {  /* one round: the tasks ready when it began */
-        t = pop();
-        runtask(t);
-        if (gl_clock_next_deadline() != UINT64_MAX &&
-            gl_clock_now() >= gl_clock_next_deadline())
-          gl_clock_expire();  /* a deadline passed while tasks ran */
-        if (++H.ran >= POLL_CHECK) {
-          H.ran = 0;
-          if (uv_hrtime() - H.polled >= POLL_EVERY_NS) poll(UV_RUN_NOWAIT);
+    gl_task *t;
+    if (H.last == NULL) {  /* a round begins */
+      H.round++;
+      if ((H.last = H.tail) == NULL) {
+        if (virtual_clock && jump()) {
+          poll(UV_RUN_NOWAIT);  /* what else is due, without waiting */
+        } else {
+          if (!uv_loop_alive(H.loop)) deadlock();
+          poll(UV_RUN_ONCE);
         }
-        splice();  /* once, so batches woken earlier stay ahead */
-      } while (t != last);
-      if (H.head != NULL) continue;
+        splice();
+        continue;
+      }
     }
-    if (virtual_clock && jump()) {
-      poll(UV_RUN_NOWAIT);  /* what else is due, without waiting */
-    } else {
-      if (!uv_loop_alive(H.loop)) deadlock();
-      poll(UV_RUN_ONCE);
-    }
-    splice();
+    t = runtask(pop());
+    between(t);
   }
+}
+
+/* The next task, for a switch straight from t (parked or ready again) to
+ * it, when the hub would do nothing between them: no deadline passed, no
+ * poll due, no wake from the loop to splice, and the next task's frames
+ * are on its stack and it was woken by a waker's status (settle() has
+ * nothing to decide).  Does the hub's bookkeeping of the switch and
+ * takes the task off the run queue; NULL: switch to the hub. */
+static gl_task *direct(gl_task *t) {
+  gl_task *n = H.head;
+  if (n == NULL || !n->started || H.eager || H.ioh != NULL ||
+      H.ran + 1 >= POLL_CHECK ||
+      (n->coro.shared && n->coro.stack->occupant != &n->coro) ||
+      (n->waiter != NULL && n->waiter->status == WAITING) || due())
+    return NULL;
+  H.ran++;
+  if (t == H.last) {  /* the round is over; the next begins */
+    H.round++;
+    H.last = H.tail;
+  }
+  pop();
+  settle(n);
+  return n;
 }
 /* }====== */
 
@@ -460,41 +522,47 @@ const char *gl_wait_name(int kind) {
   return kind >= 0 && kind < GL_WAIT_NKINDS ? names[kind] : "unknown";
 }
 
-static void on_park_timeout(gl_timer *tm) {
-  gl_hub_wake(gl_container_of(tm, gl_waiter, timer), GL_ETIMEDOUT);
-}
+/* {====== Interrupts: the rules are in hub.h ======
+ * A task's pending causes form a ring through the causes themselves,
+ * ordered by kind (kills first), in arrival order within a kind; the task
+ * points at the first.  A park kicked by a cause keeps its waiter linked
+ * and its timer running, with the status WAITING that no waker writes,
+ * until settle() decides, just before the task would run, how the park
+ * ends: with a waker's status, with GL_EINTR, or (nothing pending any
+ * more) not at all. */
 
-int gl_hub_park(gl_waiter *w, uint64_t timeout_ns) {
-  gl_task *t = H.current;
-  GL_ASSERT(t != NULL);  /* the hub itself never parks */
-  w->task = t;
-  w->timer.slot = 0;
-  if (t->intr != NULL) return GL_EINTR;
-  w->status = GL_OK;
-  t->since = H.stamp;  /* exact when there is a deadline, for free: */
-  if (timeout_ns != UINT64_MAX) {
-    uint64_t now = t->since = gl_clock_now();
-    uint64_t due = timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1
-                                                 : now + timeout_ns;
-    w->timer.cb = on_park_timeout;
-    gl_timer_start(&w->timer, due);
+
+static void cause_insert(gl_task *t, gl_cause *c) {
+  gl_cause *head = t->pending, *at = head;
+  if (head == NULL) {
+    c->prev = c->next = c;
+    t->pending = c;
+    return;
   }
-  t->waiter = w;
-  t->state = GL_TASK_PARKED;
-  H.parked_io += GL_WAIT_ON_IO(w->kind);
-  tohub(t, 0);
-  if (t->unwinding) return GL_EUNWIND;  /* still parked on w */
-  return w->status;
+  do {  /* before the first of a later kind, else at the tail */
+    if (at->kind > c->kind) break;
+    at = at->next;
+  } while (at != head);
+  c->next = at;
+  c->prev = at->prev;
+  at->prev->next = c;
+  at->prev = c;
+  if (at == head && head->kind > c->kind) t->pending = c;
 }
 
-void gl_hub_wake(gl_waiter *w, int status) {
-  gl_task *t = w->task;
-  gl_waitq_remove(w);
-  gl_timer_stop(&w->timer);
-  if (t == NULL || t->state != GL_TASK_PARKED || t->waiter != w) return;
-  H.parked_io -= GL_WAIT_ON_IO(w->kind);
-  w->status = status;
-  t->waiter = NULL;
+static void cause_remove(gl_task *t, gl_cause *c) {
+  if (c->next == c) {
+    t->pending = NULL;
+  } else {
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    if (t->pending == c) t->pending = c->next;
+  }
+  c->prev = c->next = NULL;
+}
+
+/* Makes a parked task ready; it stays on its waiter until settle(). */
+static void schedule(gl_task *t) {
   t->state = GL_TASK_READY;
   if (H.current != NULL) {
     push(t);
@@ -510,14 +578,94 @@ void gl_hub_wake(gl_waiter *w, int status) {
   }
 }
 
+void gl_hub_interrupt(gl_task *t, gl_cause *c) {
+  GL_ASSERT(c != NULL);
+  if (t->state == GL_TASK_DEAD || c->next != NULL) return;  /* rule 1 */
+  cause_insert(t, c);
+  if (t->state == GL_TASK_PARKED) schedule(t);  /* a kick (rule 3) */
+}
+
+gl_cause *gl_hub_take_interrupt(gl_task *t) {
+  gl_cause *c = t->pending;
+  if (c != NULL) cause_remove(t, c);
+  return c;
+}
+
+int gl_hub_cancel(gl_task *t, gl_cause *c) {
+  if (c->next == NULL) return 0;
+  cause_remove(t, c);
+  return 1;
+}
+
+/* Decides how the park of a task woken from it ends, before the task
+ * runs (and before its frames come back to a shared stack: its waiter
+ * may be among the saved copy, where relocate() repointed it).  Returns
+ * 0 for a spurious wake, the task parked again as it was (rule 4). */
+static int settle(gl_task *t) {
+  gl_waiter *w = t->waiter;
+  if (w == NULL) return 1;  /* not from a park */
+  if (w->status == WAITING) {  /* kicked, and no waker since */
+    if (t->pending == NULL) {
+      t->state = GL_TASK_PARKED;
+      return 0;
+    }
+    gl_waitq_remove(w);
+    gl_timer_stop(&w->timer);
+    w->status = GL_EINTR;
+  } else if (w->status == GL_ETIMEDOUT && t->pending != NULL) {
+    w->status = GL_EINTR;  /* its own timeout gives way (rule 3) */
+  }
+  H.parked_io -= GL_WAIT_ON_IO(w->kind);
+  t->waiter = NULL;
+  return 1;
+}
+/* }====== */
+
+static void on_park_timeout(gl_timer *tm) {
+  gl_hub_wake(gl_container_of(tm, gl_waiter, timer), GL_ETIMEDOUT);
+}
+
+int gl_hub_park(gl_waiter *w, uint64_t timeout_ns) {
+  gl_task *t = H.current;
+  GL_ASSERT(t != NULL);  /* the hub itself never parks */
+  w->task = t;
+  w->timer.slot = 0;
+  if (t->pending != NULL) return GL_EINTR;
+  w->status = WAITING;
+  t->since = H.stamp;  /* exact when there is a deadline, for free: */
+  if (timeout_ns != UINT64_MAX) {
+    uint64_t now = t->since = gl_clock_now();
+    uint64_t due = timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1
+                                                 : now + timeout_ns;
+    w->timer.cb = on_park_timeout;
+    gl_timer_start(&w->timer, due);
+  }
+  t->waiter = w;
+  t->state = GL_TASK_PARKED;
+  H.parked_io += GL_WAIT_ON_IO(w->kind);
+  tohub(t, 0);
+  if (t->unwinding) return GL_EUNWIND;  /* still parked on w */
+  return w->status;  /* as settle() left it */
+}
+
+void gl_hub_wake(gl_waiter *w, int status) {
+  gl_task *t = w->task;
+  gl_waitq_remove(w);
+  gl_timer_stop(&w->timer);
+  if (t == NULL || t->waiter != w || w->status != WAITING) return;
+  w->status = status;
+  if (t->state == GL_TASK_PARKED) schedule(t);
+  /* else kicked already: ready, and settle() finds the status */
+}
+
 int gl_hub_yield(void) {
   gl_task *t = H.current;
   GL_ASSERT(t != NULL);
-  if (t->intr != NULL) return GL_EINTR;
+  if (t->pending != NULL) return GL_EINTR;
   t->state = GL_TASK_READY;
   push(t);
   tohub(t, 0);
-  return t->intr != NULL ? GL_EINTR : GL_OK;
+  return t->pending != NULL ? GL_EINTR : GL_OK;
 }
 
 int gl_hub_sleep(uint64_t ns) {
@@ -528,6 +676,8 @@ int gl_hub_sleep(uint64_t ns) {
   return rc == GL_ETIMEDOUT ? GL_OK : rc;
 }
 
+/* The main task, waiting for the others after its chunk ended, has
+ * nothing left to raise an interrupt in: it takes them and waits on. */
 void gl_hub_wait_others(void) {
   GL_ASSERT(H.current == H.main);
   while (H.live > 1) {
@@ -535,25 +685,8 @@ void gl_hub_wait_others(void) {
     H.main_waits = 1;
     gl_hub_park(&H.main_waiter, UINT64_MAX);
     H.main_waits = 0;
-    if (H.main->intr != NULL) gl_hub_take_interrupt(H.main);
+    while (gl_hub_take_interrupt(H.main) != NULL) {}
   }
-}
-
-void gl_hub_interrupt(gl_task *t, void *cause) {
-  GL_ASSERT(cause != NULL);
-  if (t->state == GL_TASK_DEAD || t->intr != NULL) return;
-  t->intr = cause;
-  if (t->state == GL_TASK_PARKED) gl_hub_wake(t->waiter, GL_EINTR);
-}
-
-void *gl_hub_take_interrupt(gl_task *t) {
-  void *cause = t->intr;
-  t->intr = NULL;
-  return cause;
-}
-
-void gl_hub_clear_interrupt(gl_task *t, void *cause) {
-  if (t->intr == cause) t->intr = NULL;
 }
 
 typedef struct fdpoll {

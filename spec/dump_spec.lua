@@ -223,6 +223,19 @@ describe("green.dump", function()
     green.joinall({ur, ua})
   end)
 
+  it("shows a wait for a child process with its pid", function()
+    local p = green.subprocess.spawn({"sleep", "30"})
+    local g = park("parent", p.wait, p)
+    local shell = park("shell", os.execute, "sleep 0.2")
+    local d = green.dump()
+    has(header(entry(d, "parent")), "[child, ")
+    has(header(entry(d, "parent")), ": pid " .. p.pid)
+    assert.truthy(header(entry(d, "shell")):match("%[child, [%d.]+ s%]: pid %d+"),
+      d)
+    p:kill()
+    green.joinall({g, shell})
+  end)
+
   it("reads greenthreads that gave their stack up or had it copied out",
      function()
     local out, err, status = h.run(q("spec/fixtures/observe_stacks.lua"),

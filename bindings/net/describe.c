@@ -48,7 +48,11 @@ static size_t addaddr(char *buf, size_t used, size_t n, const char *label,
 
 /* The host name of a lookup, printable characters only. */
 static void describehost(const char *host, char *buf, size_t n) {
-  size_t i, j = 0;
+  size_t i, j;
+  if (host == NULL) {
+    snprintf(buf, n, "name lookup");
+    return;
+  }
   j = (size_t)snprintf(buf, n, "lookup of '");
   for (i = 0; host != NULL && host[i] != '\0' && i < 255 && j + 3 < n; i++)
     buf[j++] = (host[i] >= 32 && host[i] < 127) ? host[i] : '?';

@@ -20,7 +20,9 @@ size_t glS_nopen;
 
 /* The metatable of each kind, for glS_teststream (by address, as
  * glL_testudatap), and its name. */
-static const void *classes[GLS_NKINDS];
+#define MAXCLASSES 24
+static const void *classes[MAXCLASSES];
+static int nclasses;
 static const char *tnames[GLS_NKINDS];
 
 /* {====== The layer ====== */
@@ -66,12 +68,19 @@ void glS_newstreamclass(lua_State *L, int kind, const char *tname,
   GL_ASSERT(kind > 0 && kind < GLS_NKINDS);
   glS_init();
   glL_newclass(L, tname, glS_stream_methods, glS_stream_meta);
-  classes[kind] = lua_topointer(L, -1);  /* kept alive by the registry */
+  glS_addclass(L, kind);
   tnames[kind] = tname;
   lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, glS_tls_methods, 0);
   if (methods != NULL) luaL_setfuncs(L, methods, 0);
   lua_pop(L, 2);
   glS_pushsockets(L);
+}
+
+void glS_addclass(lua_State *L, int kind) {
+  GL_ASSERT(kind > 0 && kind < GLS_NKINDS);
+  if (nclasses == MAXCLASSES) luaL_error(L, "too many stream classes");
+  classes[nclasses++] = lua_topointer(L, -1);
 }
 
 glS_stream *glS_teststream(lua_State *L, int i) {
@@ -81,7 +90,7 @@ glS_stream *glS_teststream(lua_State *L, int i) {
   if (p == NULL || !lua_getmetatable(L, i)) return NULL;
   mt = lua_topointer(L, -1);
   lua_pop(L, 1);
-  for (k = 1; k < GLS_NKINDS; k++)
+  for (k = 0; k < nclasses; k++)
     if (mt == classes[k]) return p;
   return NULL;
 }
@@ -93,14 +102,20 @@ glS_stream *glS_checkstream(lua_State *L, int i) {
 }
 
 glS_stream *glS_newstream(lua_State *L, int kind) {
+  return glS_newstreamx(L, kind, sizeof(glS_stream));
+}
+
+glS_stream *glS_newstreamx(lua_State *L, int kind, size_t size) {
   glS_stream *s;
   GL_ASSERT(kind > 0 && kind < GLS_NKINDS && tnames[kind] != NULL);
-  s = lua_newuserdatauv(L, sizeof *s, 1);
-  memset(s, 0, sizeof *s);
+  GL_ASSERT(size >= sizeof *s);
+  s = lua_newuserdatauv(L, size, 1);
+  memset(s, 0, size);
   s->kind = kind;
   s->state = GLS_FRESH;
   s->fd = -1;
-  s->tconnect = s->tsend = s->tread = UINT64_MAX;
+  s->tconnect = s->tsend = s->tread = s->tidle = UINT64_MAX;
+  s->maxline = GLS_MAXLINE;
   gl_waitq_init(&s->readq);
   gl_waitq_init(&s->writeq);
   gl_waitq_init(&s->waitq);
@@ -147,6 +162,7 @@ void glS_pipeopened(glS_stream *s) {
 
 void glS_close(glS_stream *s) {
   if (s->state == GLS_CLOSED) return;
+  if (s->tls != NULL) glS_tls_free(s);  /* close_notify while it can */
   s->state = GLS_CLOSED;
   glS_nopen--;
   if (s->h != NULL) {
@@ -188,6 +204,7 @@ static int stream_accept(lua_State *L) {
   c = glS_newstream(L, s->kind);  /* before accept4: may raise */
   c->optset = s->optset & (GLS_OPT_NODELAY | GLS_OPT_KEEPALIVE);
   c->optval = s->optval;  /* the buffer sizes are inherited by the kernel */
+  c->maxline = s->maxline;
   e = glS_accept(s, c, &rc);
   glL_raisepending(L, rc);
   if (e < 0) return glS_fail(L, e);  /* "closed", "timeout", ... */
@@ -221,7 +238,7 @@ static int stream_send(lua_State *L) {
   if (j < 0) j = (lua_Integer)len + j + 1;
   if (j > (lua_Integer)len) j = (lua_Integer)len;
   if (s->state != GLS_CONNECTED) return failsent(L, "closed", i - 1);
-  if (s->werr) return failsent(L, glS_strerror(s->werr, buf, sizeof buf),
+  if (s->werr) return failsent(L, glS_errtext(s, s->werr, buf, sizeof buf),
                                i - 1);
   if (i > j) {
     lua_pushinteger(L, i - 1);
@@ -242,7 +259,12 @@ static int stream_send(lua_State *L) {
   }
   glL_raisepending(L, rc);
   if (rc == GL_ETIMEDOUT) return failsent(L, "timeout", i - 1);
-  err = glS_write(s, data, n, deadline, &sent, &rc, &inflight);
+  if (s->tls != NULL) {  /* the TLS layer owns its ciphertext */
+    err = glS_tls_write(s, data, n, deadline, &sent, &rc);
+    inflight = 0;
+  } else {
+    err = glS_write(s, data, n, deadline, &sent, &rc, &inflight);
+  }
   if (inflight) {  /* libuv still reads the data: anchor it */
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, 1, 1);
@@ -257,7 +279,7 @@ static int stream_send(lua_State *L) {
   if (rc == GL_ETIMEDOUT)
     return failsent(L, "timeout", i - 1 + (lua_Integer)sent);
   if (err)
-    return failsent(L, glS_strerror(err, buf, sizeof buf),
+    return failsent(L, glS_errtext(s, err, buf, sizeof buf),
                     i - 1 + (lua_Integer)sent);
   lua_pushinteger(L, i - 1 + (lua_Integer)sent);
   return 1;
@@ -274,8 +296,8 @@ static int stream_receive(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER) {
     lua_Integer k = luaL_checkinteger(L, 2);
     luaL_argcheck(L, k >= 0, 2, "negative size");
-    kind = GLS_RNUM;
-    n = (size_t)k;
+    kind = GLS_RNUM;  /* any n: more than memory holds waits for a close */
+    n = (lua_Unsigned)k > SIZE_MAX ? SIZE_MAX : (size_t)k;
   } else if (!lua_isnoneornil(L, 2)) {
     const char *p = luaL_checkstring(L, 2);
     if (*p == '*') p++;
@@ -299,7 +321,8 @@ static int stream_receiveany(lua_State *L) {
   glS_stream *s = glS_checkstream(L, 1);
   lua_Integer max = luaL_checkinteger(L, 2);
   luaL_argcheck(L, max > 0, 2, "must be positive");
-  return glS_receive(L, s, GLS_RANY, (size_t)max, 0);
+  return glS_receive(L, s, GLS_RANY,
+                     (lua_Unsigned)max > SIZE_MAX ? SIZE_MAX : (size_t)max, 0);
 }
 
 /* s:_peek(n) -> the first n bytes buffered, without consuming them
@@ -325,6 +348,14 @@ static int stream_peek(lua_State *L) {
   lua_pushlstring(L, glS_bufdata(s), have < (size_t)n ? have : (size_t)n);
   glS_readdone(s);
   return 1;
+}
+
+/* s:_buffer() -> bytes buffered, the buffer's capacity (for the specs) */
+static int stream_buffer(lua_State *L) {
+  glS_stream *s = glS_checkstream(L, 1);
+  lua_pushinteger(L, (lua_Integer)glS_buffered(s));
+  lua_pushinteger(L, (lua_Integer)s->rcap);
+  return 2;
 }
 
 /* s:dirty() -> true if received data waits in the buffer */
@@ -387,6 +418,7 @@ static int stream_shutdown(lua_State *L) {
   int how = luaL_checkoption(L, 2, "both", hows), e;
   if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
   if (how != 2 && !s->h->shut) {
+    glS_tls_shutdown(s);  /* close_notify first, on a TLS stream */
     e = uv_shutdown(&s->h->sreq, &s->h->u.stream, onshutdown);
     if (e < 0 && e != UV_ENOTCONN) return glS_fail(L, e);
     s->h->shut = 1;
@@ -431,19 +463,28 @@ static int stream_getsockname(lua_State *L) {
 
 /* s:setoption(name, value) -> true | nil, err: booleans "tcp-nodelay",
  * "keepalive", "reuseaddr", "reuseport"; sizes in bytes "sndbuf",
- * "rcvbuf" (as OpenResty).  Options set before the socket has an fd
- * apply when it gets one. */
+ * "rcvbuf" (as OpenResty), and "max-line", the longest line "*l"
+ * returns (accepted sockets inherit it).  Options set before the socket
+ * has an fd apply when it gets one. */
 static int stream_setoption(lua_State *L) {
   static const char *const names[] = {"tcp-nodelay", "keepalive",
                                       "reuseaddr", "reuseport", "sndbuf",
-                                      "rcvbuf", NULL};
+                                      "rcvbuf", "max-line", NULL};
   static const unsigned bits[] = {GLS_OPT_NODELAY, GLS_OPT_KEEPALIVE,
                                   GLS_OPT_REUSEADDR, GLS_OPT_REUSEPORT,
-                                  GLS_OPT_SNDBUF, GLS_OPT_RCVBUF};
+                                  GLS_OPT_SNDBUF, GLS_OPT_RCVBUF, 0};
   glS_stream *s = glS_checkstream(L, 1);
   unsigned bit = bits[luaL_checkoption(L, 2, NULL, names)];
   lua_Integer n = 0;
   int fd, e;
+  if (bit == 0) {  /* max-line */
+    n = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, n > 0 && (lua_Unsigned)n < SIZE_MAX, 3,
+                  "size out of range");
+    s->maxline = (size_t)n;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   if (bit == GLS_OPT_SNDBUF || bit == GLS_OPT_RCVBUF) {
     n = luaL_checkinteger(L, 3);
     luaL_argcheck(L, n > 0 && n <= INT_MAX, 3, "size out of range");
@@ -496,6 +537,7 @@ const luaL_Reg glS_stream_methods[] = {
   {"getfd", stream_getfd},
   {"dirty", stream_dirty},
   {"_peek", stream_peek},
+  {"_buffer", stream_buffer},
   {NULL, NULL}
 };
 

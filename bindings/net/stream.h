@@ -68,6 +68,10 @@ enum {
 };
 
 typedef struct glS_stream glS_stream;
+typedef struct glS_tls glS_tls;        /* tls.c */
+typedef struct glS_tlsctx glS_tlsctx;  /* tls_context.c */
+struct ssl_st;                         /* OpenSSL's SSL and SSL_CTX */
+struct ssl_ctx_st;
 
 /* The libuv side of a stream socket, heap-allocated because libuv owns it
  * until its close callback, which frees it.  `s` is NULL once the socket
@@ -102,7 +106,16 @@ struct glS_stream {
   int family;          /* of fd */
   unsigned optset, optval;
   int sndbuf, rcvbuf;  /* GLS_OPT_SNDBUF/RCVBUF values */
+  int opening;         /* a connect or bind is under way (it may park) */
+  size_t maxline;      /* the longest line "*l" returns ("max-line") */
   uint64_t tconnect, tsend, tread;  /* ns; UINT64_MAX: none */
+  uint64_t tidle;      /* LuaSocket's block timeout (bindings/compat): a
+                          receive, send or accept fails with "timeout"
+                          once nothing moved for this long, whatever its
+                          deadline; UINT64_MAX (green.socket's): none */
+  uint64_t nconsumed;  /* bytes taken from the buffer, ever (getstats) */
+  int luasocket;       /* LuaSocket's receive results and error texts
+                          (glS_receive, glS_errtext) */
   char *rbuf;          /* read buffer: data is rbuf[rstart, rend) */
   size_t rstart, rend, rcap;
   size_t lscan;        /* bytes from rstart known to hold no '\n' */
@@ -117,7 +130,9 @@ struct glS_stream {
   intptr_t rseq;       /* receivers parked so far (their order) */
   gl_waitq readq;      /* receivers (head: the one served), acceptors */
   gl_waitq writeq;     /* senders waiting for their turn */
-  gl_waitq waitq;      /* connect, resolve, a write in flight */
+  gl_waitq waitq;      /* connect, resolve, a write in flight,
+                          a handshake */
+  glS_tls *tls;        /* the TLS layer, once sslhandshake began */
 };
 
 /* {====== The layer (stream.c) ====== */
@@ -166,6 +181,17 @@ void glS_newstreamclass(lua_State *L, int kind, const char *tname,
 /* Pushes a new fresh stream of `kind` (its class must exist). */
 glS_stream *glS_newstream(lua_State *L, int kind);
 
+/* The same with `size` bytes (at least sizeof(glS_stream)), whose first
+ * member is the stream, for a layer that keeps fields of its own in the
+ * userdata (bindings/compat); it sets the class it wants. */
+glS_stream *glS_newstreamx(lua_State *L, int kind, size_t size);
+
+/* Registers the metatable on top of the stack (kept alive by the
+ * registry) as one more class of streams of `kind`, such as LuaSocket's
+ * tcp{client}: glS_teststream and glS_checkstream then accept its
+ * userdata, so every glS_ function works on them. */
+void glS_addclass(lua_State *L, int kind);
+
 /* Checks that argument `i` is a stream (of any kind); the error names
  * "green.socket.tcp or unix". */
 glS_stream *glS_checkstream(lua_State *L, int i);
@@ -197,6 +223,13 @@ void glS_pipeopened(glS_stream *s);
  * every greenthread parked on it with GL_ECLOSED ("closed"). */
 void glS_close(glS_stream *s);
 
+/* What a call waits before giving up, at its next park: the time left
+ * until `deadline`, or s->tidle if that is shorter. */
+static inline uint64_t glS_nextwait(const glS_stream *s, uint64_t deadline) {
+  uint64_t left = glL_remaining(deadline);
+  return s->tidle < left ? s->tidle : left;
+}
+
 /* After a parked socket call: raises a pending interrupt, else pushes
  * nil, "closed" if the socket was closed meanwhile or nil, "timeout" if
  * rc says so, and returns 2; returns 0 when the call may go on. */
@@ -210,6 +243,14 @@ int glS_sockfd(glS_stream *s);
 
 /* Applies the options in `mask` of s to fd; returns 0 or a libuv error. */
 int glS_applyopts(glS_stream *s, int fd, unsigned mask);
+
+/* Whether s may start a connect (`isbind` 0) or a bind now: 0, or the
+ * error to return: UV_EOF ("closed"), UV_EALREADY (a connect or bind is
+ * under way), UV_EISCONN (connected), UV_EINVAL (listening; bound, for
+ * a bind).  A connect or bind that parks (name lookups, the connect
+ * itself) sets s->opening meanwhile, so that a second one, from another
+ * greenthread, fails instead of taking the socket over. */
+int glS_canopen(glS_stream *s, int isbind);
 
 /* Creates a non-blocking stream socket of `family` with s's options;
  * returns the fd or a negative libuv error. */
@@ -238,7 +279,7 @@ int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
 int glS_listen(glS_stream *s, int backlog);
 
 /* Accepts a connection on the listening s into c, a fresh stream of the
- * same kind, within s's read timeout (see stream_accept).  Returns 0 (c
+ * same kind, within s's read timeout or s->tidle (see stream_accept).  Returns 0 (c
  * is then CONNECTED) or a libuv error: UV_ECANCELED when s was closed
  * meanwhile, UV_ETIMEDOUT; *rc is the last park's status (a GL_EINTR is
  * the caller's to raise, before anything else). */
@@ -254,7 +295,8 @@ int glS_writeturn(glS_stream *s, uint64_t deadline);
 void glS_writedone(glS_stream *s);
 
 /* Writes n bytes at p to the transport: uv_try_write, then the rest with
- * uv_write in chunks, parking on each, until `deadline`.  Adds what went
+ * uv_write in chunks, parking on each, until `deadline` (each park at
+ * most s->tidle, which a chunk that goes out starts again).  Adds what went
  * out to *sent and returns 0 or a libuv error (also made sticky in
  * s->werr), with *rc the last park's status: GL_ETIMEDOUT or GL_EINTR
  * leave the last chunk in flight, counted as sent, and set *inflight, so
@@ -274,7 +316,9 @@ static inline const char *glS_bufdata(const glS_stream *s) {
   return s->rbuf != NULL ? s->rbuf + s->rstart : "";
 }
 
-/* Drops the first n buffered bytes (n <= glS_buffered(s)). */
+/* Drops the first n buffered bytes (n <= glS_buffered(s)).  A buffer
+ * that empties is freed, so an idle stream holds none; a large one left
+ * with little data shrinks. */
 void glS_consume(glS_stream *s, size_t n);
 
 /* Makes room for n more bytes at the end of the buffer (rbuf + rend);
@@ -287,6 +331,11 @@ void glS_freebuf(glS_stream *s);
 /* The first '\n' of the buffer, or NULL; scans only what it did not scan
  * before, so a long line arriving in small pieces stays linear. */
 const char *glS_findnl(glS_stream *s);
+
+/* Whether the line at the start of the buffer is, or will be, longer
+ * than s->maxline (a '\r' before its '\n' not counted); `nl` is what
+ * glS_findnl returned. */
+int glS_overlong(const glS_stream *s, const char *nl);
 
 /* Starts and stops libuv reading into the buffer. */
 void glS_startreading(glS_stream *s);
@@ -304,12 +353,21 @@ void glS_kick(glS_stream *s);
  * buffer is full enough with nobody waiting. */
 void glS_afterread(glS_stream *s);
 
-/* What a parked receiver waits for, in its waiter (see reader.c). */
+/* What a parked receiver waits for: a kind, and a count for GLS_RNUM
+ * and GLS_RANY, kept in its waiter (the kind as w->data, a tag in static
+ * memory; the count whole in w->n2; w->n is its place in line).  A kind
+ * with GLS_RPROGRESS added wakes the receiver for any new byte too: a
+ * receive under a block timeout (s->tidle), which starts again whenever
+ * data arrives. */
 enum { GLS_RLINE, GLS_RALL, GLS_RNUM, GLS_RANY };
-#define GLS_NEED(kind, n) \
-  ((intptr_t)(((uintptr_t)(n) << 2) | (uintptr_t)(kind)))
-#define GLS_NEEDKIND(v) ((int)((uintptr_t)(v) & 3))
-#define GLS_NEEDN(v) ((size_t)((uintptr_t)(v) >> 2))
+#define GLS_RPROGRESS 4
+void glS_setneed(gl_waiter *w, int kind, size_t n);
+int glS_needkind(const gl_waiter *w);
+int glS_needprogress(const gl_waiter *w);
+size_t glS_needn(const gl_waiter *w);
+
+/* The default of "max-line". */
+#define GLS_MAXLINE (16 * 1024 * 1024)
 
 /* Reading the buffer directly, for parsers in C.  A C reader takes one
  * turn among the stream's receivers (FIFO, as receive does):
@@ -334,15 +392,73 @@ void glS_readdone(glS_stream *s);
 
 /* Receives with pattern `kind` (GLS_RLINE, GLS_RALL, GLS_RNUM n bytes,
  * GLS_RANY up to n) from the stream at index 1, after the prefix at
- * index `prefix` (0: none), within the read timeout; returns what
- * s:receive returns (data | nil, err, partial).  Use it as the return
- * expression of a lua_CFunction: the wait may give the stack up. */
+ * index `prefix` (0: none), within the read timeout (and s->tidle);
+ * returns what s:receive returns (data | nil, err, partial).  Use it as
+ * the return expression of a lua_CFunction: the wait may give the stack
+ * up.  A stream with s->luasocket set gets LuaSocket's results instead:
+ * a line drops every '\r', not only a final one; "*a" with nothing left
+ * before the end fails with nil, "closed", prefix; data comes back as
+ * data, nil, nil. */
 int glS_receive(lua_State *L, glS_stream *s, int kind, size_t n,
                 int prefix);
 
 /* Pushes n bytes at p, after the prefix at stack index `prefix` (0:
  * none). */
 void glS_pushdata(lua_State *L, const char *p, size_t n, int prefix);
+/* }====== */
+
+/* {====== TLS (tls.c, tls_context.c) ======
+ * A stream with s->tls set reads ciphertext: the reader hands what each
+ * read brings to glS_tls_input, which decrypts into the buffer (so the
+ * buffer always holds plaintext), and stream_send writes through
+ * glS_tls_write instead of glS_write.  Nothing changes above. */
+
+/* A TLS failure of s (s->rerr, s->werr); its text is glS_errtext's. */
+#define GLS_ETLS (-30000)
+
+/* Feeds what a read brought (n > 0), or the transport's end or failure
+ * (n < 0, a libuv error), to the TLS layer of s. */
+void glS_tls_input(glS_stream *s, const char *p, ssize_t n);
+
+/* glS_write for a TLS stream, holding the write turn: encrypts n bytes
+ * at p and writes them, parking until the peer took each chunk, until
+ * `deadline`.  Adds the plaintext bytes sent to *sent; returns 0 or an
+ * error (GLS_ETLS, a libuv error; UV_ECANCELED when s was closed), *rc
+ * the last park's status (after GL_ETIMEDOUT or GL_EINTR the last chunk
+ * still goes out, counted as sent; its ciphertext is the layer's own). */
+int glS_tls_write(glS_stream *s, const char *p, size_t n, uint64_t deadline,
+                  size_t *sent, int *rc);
+
+/* Sends close_notify (shutdown "send"); glS_tls_free sends it too, as far
+ * as the socket takes it at once, and frees the layer (close). */
+void glS_tls_shutdown(glS_stream *s);
+void glS_tls_free(glS_stream *s);
+
+/* The message for err on s: a TLS failure's text for GLS_ETLS, else
+ * glS_strerror's, or glS_luasocketerror's for a LuaSocket stream. */
+const char *glS_errtext(glS_stream *s, int err, char *buf, size_t size);
+
+/* sslhandshake and sslinfo, methods of every stream class. */
+extern const luaL_Reg glS_tls_methods[];
+
+/* Contexts: one SSL_CTX per configuration, shared (references counted:
+ * the Lua object and each connection).  glS_tlsctx_client gives the
+ * cached client context for (verify, cafile), or NULL with err;
+ * glS_tlsctx_test the green.tls.Context at i, or NULL.  A client's SSL
+ * is prepared with the session it last had with `key` (host:port), and
+ * new sessions are kept under it. */
+glS_tlsctx *glS_tlsctx_client(lua_State *L, int verify, const char *cafile,
+                              char *err, size_t size);
+glS_tlsctx *glS_tlsctx_test(lua_State *L, int i);
+void glS_tlsctx_ref(glS_tlsctx *c);
+void glS_tlsctx_unref(glS_tlsctx *c);
+int glS_tlsctx_isserver(const glS_tlsctx *c);
+struct ssl_ctx_st *glS_tlsctx_get(glS_tlsctx *c);
+void glS_tlsctx_prepare(glS_tlsctx *c, struct ssl_st *ssl, const char *key);
+
+/* OpenSSL's reason for the last failure, lower case, into buf (or
+ * `fallback`); clears OpenSSL's error queue. */
+const char *glS_tls_reason(char *buf, size_t size, const char *fallback);
 /* }====== */
 
 /* {====== Addresses, errors, arguments (address.c) ====== */
@@ -356,6 +472,11 @@ uint64_t glS_opttimeout(lua_State *L, int arg);
  * LuaSocket says), else uv_strerror's text, lower case, no final period. */
 const char *glS_strerror(int err, char *buf, size_t size);
 int glS_fail(lua_State *L, int err);
+
+/* LuaSocket's text for libuv error `err`, as its sockets give it: "closed"
+ * also for resets and aborts, "already connected", strerror's text (not
+ * lower-cased) for the rest. */
+const char *glS_luasocketerror(int err);
 
 /* Checks a port argument (0..65535). */
 int glS_checkport(lua_State *L, int arg);
@@ -384,6 +505,12 @@ int glS_resolve(const char *host, int port, int socktype,
 struct addrinfo *glS_getaddrinfo(const char *host, int socktype,
                                  gl_waitq *q, uint64_t timeout, int *rc,
                                  int *err);
+
+/* The same with uv_getaddrinfo's own arguments: a service (or NULL) and
+ * hints (flags, family, socket type). */
+struct addrinfo *glS_getaddrinfox(const char *host, const char *service,
+                                  const struct addrinfo *hints, gl_waitq *q,
+                                  uint64_t timeout, int *rc, int *err);
 /* }====== */
 
 #endif

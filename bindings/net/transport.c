@@ -82,6 +82,19 @@ int glS_applyopts(glS_stream *s, int fd, unsigned mask) {
   return e;
 }
 
+int glS_canopen(glS_stream *s, int isbind) {
+  switch (s->state) {
+    case GLS_CLOSED: return UV_EOF;
+    case GLS_CONNECTING: return UV_EALREADY;
+    case GLS_CONNECTED: return UV_EISCONN;
+    default: break;
+  }
+  if (s->opening) return UV_EALREADY;
+  if (s->state == GLS_LISTENING || (isbind && s->state != GLS_FRESH))
+    return UV_EINVAL;
+  return 0;
+}
+
 int glS_socket(glS_stream *s, int family) {
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int e;
@@ -203,6 +216,7 @@ int glS_listen(glS_stream *s, int backlog) {
   int fd, e;
   if (s->state == GLS_LISTENING) return 0;
   if (s->state == GLS_CLOSED) return UV_EBADF;
+  if (s->opening) return UV_EALREADY;
   if (s->state != GLS_FRESH && s->state != GLS_BOUND) return UV_EISCONN;
   if (s->fd < 0) {
     fd = glS_socket(s, s->kind == GLS_TCP ? AF_INET : AF_UNIX);
@@ -232,6 +246,9 @@ int glS_listen(glS_stream *s, int backlog) {
  * stays usable. */
 int glS_accept(glS_stream *s, glS_stream *c, int *rc) {
   uint64_t deadline = glL_deadline(s->tread), wait;
+  /* nothing moves until a connection comes: a block timeout is a deadline */
+  if (s->tidle != UINT64_MAX && glL_deadline(s->tidle) < deadline)
+    deadline = glL_deadline(s->tidle);
   gl_waiter w;
   int fd, e;
   GL_ASSERT(s->state == GLS_LISTENING);
@@ -299,7 +316,7 @@ int glS_writeturn(glS_stream *s, uint64_t deadline) {
   gl_waiter w;
   if (s->wbusy || s->h->wbusy || s->writeq.head != NULL) {
     gl_waiter_init(&w, GL_WAIT_SEND, s);
-    return gl_waitq_wait(&s->writeq, &w, glL_remaining(deadline));
+    return gl_waitq_wait(&s->writeq, &w, glS_nextwait(s, deadline));
     /* GL_OK: handoff gave us the turn */
   }
   s->wbusy = 1;
@@ -364,7 +381,7 @@ int glS_write(glS_stream *s, const char *p, size_t n, uint64_t deadline,
     }
     chunk = glS_onebyte ? 1 : WRITE_CHUNK;
     if (chunk > n - done) chunk = n - done;
-    *rc = writewait(s, p + done, chunk, glL_remaining(deadline), &status);
+    *rc = writewait(s, p + done, chunk, glS_nextwait(s, deadline), &status);
     if (*rc == GL_OK) {
       if (status < 0) {
         err = status;
