@@ -273,25 +273,9 @@ end)
 
 describe("SIGQUIT", function()
   it("prints the dump on stderr, and the program goes on", function()
-    local bin = h.BIN:sub(1, 1) == "/" and h.BIN
-      or os.getenv("PWD") .. "/" .. h.BIN
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir " .. q(dir)))
-    local sh = table.concat({
-      "cd " .. q(dir),
-      q(bin) .. " " .. q(os.getenv("PWD") .. "/spec/fixtures/observe_quit.lua")
-        .. " . >out 2>err & p=$!",
-      "i=0; while [ ! -e ready ] && [ $i -lt 3000 ]; do sleep 0.01; "
-        .. "i=$((i+1)); done",
-      "kill -QUIT $p; touch go; wait $p; echo status=$?",
-    }, "\n")
-    local p = assert(io.popen("timeout 60 sh -c " .. q(sh)))
-    local res = p:read("a")
-    p:close()
-    local out, err = h.slurp(dir .. "/out"), h.slurp(dir .. "/err")
-    os.execute("rm -rf " .. q(dir))
-    assert.equal("status=0\n", res, err)
+    local out, err, status = h.signalled("spec/fixtures/observe_quit.lua",
+      "", "QUIT")
+    assert.equal(0, status, err)
     assert.equal("went on\n", out)
     assert.truthy(err:match("^greenlua: 3 greenthreads at "), err)
     assert.truthy(err:find("\n%d+ waits%-event %[event, "), err)

@@ -77,6 +77,36 @@ function h.run(args, opts)
   return (out:gsub("status=%d+\n$", "")), err, status
 end
 
+-- Runs `greenlua <script> . <args>` in the background, in a directory of
+-- its own: once the script has made the file "ready" there, waits `delay`
+-- seconds (0), sends it signal `sig` ("QUIT", "INT") from this process's
+-- shell and makes the file "go"; then waits for it to end.  Returns its
+-- stdout, stderr and exit status.  The child gets the signal's default
+-- action back: a shell starts a background job with SIGINT and SIGQUIT
+-- ignored.
+function h.signalled(script, args, sig, delay)
+  local pwd = os.getenv("PWD")
+  local bin = h.BIN:sub(1, 1) == "/" and h.BIN or pwd .. "/" .. h.BIN
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. h.q(dir)))
+  local sh = table.concat({
+    "cd " .. h.q(dir),
+    ("env --default-signal=INT,QUIT %s %s . %s >out 2>err & p=$!")
+      :format(h.q(bin), h.q(pwd .. "/" .. script), args or ""),
+    "i=0; while [ ! -e ready ] && [ $i -lt 3000 ]; do sleep 0.01; "
+      .. "i=$((i+1)); done",
+    ("sleep %s; kill -%s $p; touch go; wait $p; echo $?")
+      :format(delay or 0, sig),
+  }, "\n")
+  local p = assert(io.popen("timeout 60 sh -c " .. h.q(sh)))
+  local status = tonumber(p:read("a"))
+  p:close()
+  local out, err = h.slurp(dir .. "/out"), h.slurp(dir .. "/err")
+  os.execute("rm -rf " .. h.q(dir))
+  return out, err, status
+end
+
 -- Runs fn with the virtual clock on (green.virtual_clock): for specs of
 -- timeouts, which then take no time and cannot race the real clock.
 -- it("...", h.virtual(function() ... end))

@@ -59,25 +59,8 @@ describe("green.watchdog", function()
   end)
 
   it("lets SIGINT stop the main chunk while it watches", function()
-    local bin = h.BIN:sub(1, 1) == "/" and h.BIN
-      or os.getenv("PWD") .. "/" .. h.BIN
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir " .. q(dir)))
-    local sh = table.concat({
-      -- A shell starts a background job with SIGINT ignored: not this one.
-      "env --default-signal=INT " .. q(bin) .. " " .. q(FIX) .. " sigint " .. q(dir) .. " >" .. q(dir)
-        .. "/out 2>" .. q(dir) .. "/err & p=$!",
-      "i=0; while [ ! -e " .. q(dir) .. "/ready ] && [ $i -lt 3000 ]; do "
-        .. "sleep 0.01; i=$((i+1)); done",
-      "sleep 0.2; kill -INT $p; wait $p; echo status=$?",
-    }, "\n")
-    local p = assert(io.popen("timeout 60 sh -c " .. q(sh)))
-    local res = p:read("a")
-    p:close()
-    local out, err = h.slurp(dir .. "/out"), h.slurp(dir .. "/err")
-    os.execute("rm -rf " .. q(dir))
-    assert.equal("status=1\n", res, err)
+    local out, err, status = h.signalled(FIX, "sigint", "INT", 0.2)
+    assert.equal(1, status, err)
     assert.equal("", out)
     has(err, "watchdog: greenthread 'main'")
     has(err, "interrupted!")
