@@ -348,6 +348,14 @@ static int green_watchdog(lua_State *L) {
 }
 /* }====== */
 
+/* Collected when the Lua state closes: the thread stops before the
+ * states it might ask the hub to hook go away. */
+static int watchdog_gc(lua_State *L) {
+  GL_UNUSED(L);
+  stop();
+  return 0;
+}
+
 int luaopen_green_watchdog(lua_State *L);
 int luaopen_green_watchdog(lua_State *L) {
   static int inited;
@@ -359,6 +367,12 @@ int luaopen_green_watchdog(lua_State *L) {
     pthread_condattr_destroy(&ca);
     inited = 1;
   }
+  lua_newuserdatauv(L, 1, 0);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, watchdog_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushcfunction(L, green_watchdog);
   lua_setfield(L, -2, "watchdog");
   return 0;
