@@ -717,6 +717,45 @@ TEST(hub_spurious_wake_parks_again_on_shared_stacks) {
 }
 /* }====== */
 
+/* {====== Labels ====== */
+
+static void pipe_wait_body(job *j) {
+  j->rc = gl_hub_wait_fd(j->fd, UV_READABLE, 10000 * MS);
+}
+
+/* Every park says what it waits on; the names of the kinds, and which
+ * wait on the outside world. */
+TEST(hub_parks_carry_labels) {
+  static job a, b;
+  int fds[2];
+  hub_setup(EVERYONE_PRIVATE);
+  CHECK_EQ(pipe(fds), 0);
+  job_spawn(&a, 0, sleeper_body);
+  job_spawn(&b, 1, pipe_wait_body);
+  b.fd = fds[0];
+  CHECK_EQ(gl_hub_yield(), GL_OK);
+  CHECK_EQ(a.task.state, GL_TASK_PARKED);
+  CHECK_EQ(a.task.waiter->kind, GL_WAIT_SLEEP);
+  CHECK_PTR_EQ(a.task.waiter->obj, NULL);
+  CHECK_EQ(b.task.waiter->kind, GL_WAIT_FD);
+  CHECK_EQ(b.task.waiter->n, fds[0]);
+  CHECK(!GL_WAIT_ON_IO(a.task.waiter->kind));
+  CHECK(GL_WAIT_ON_IO(b.task.waiter->kind));
+  CHECK_STR_EQ(gl_wait_name(GL_WAIT_SLEEP), "sleep");
+  CHECK_STR_EQ(gl_wait_name(GL_WAIT_QUEUE_GET), "queue get");
+  CHECK_STR_EQ(gl_wait_name(GL_WAIT_RECEIVE), "receive");
+  CHECK_STR_EQ(gl_wait_name(GL_WAIT_SIGNAL), "signal");
+  CHECK_STR_EQ(gl_wait_name(GL_WAIT_NKINDS), "unknown");
+  gl_hub_interrupt(&a.task, &a.kill);
+  CHECK_EQ(write(fds[1], "x", 1), 1);
+  gl_hub_wait_others();
+  CHECK_EQ(a.rc, GL_EINTR);
+  CHECK_EQ(b.rc, GL_OK);
+  close(fds[0]);
+  close(fds[1]);
+}
+/* }====== */
+
 /* {====== Ending ====== */
 
 static void nap_body(job *j) {
