@@ -96,36 +96,31 @@ typedef struct outcome {
   int ok, errors, fatals;
 } outcome;
 
+typedef struct trial_args {
+  const char *script;
+  unsigned long from, to;
+} trial_args;
+
+static void trial_child(void *ud) {
+  trial_args *a = ud;
+  alarm(30);  /* a hang fails by SIGALRM */
+  fail_from = a->from;
+  fail_to = a->to;
+  run_script(a->script);
+}
+
 /* Runs `script` in a child with allocations [from, to] failing, and
  * checks how it ended.  Returns the child's stderr. */
 static const char *trial(const char *script, unsigned long from,
                          unsigned long to, outcome *out) {
   static char err[64 * 1024];
-  size_t len = 0;
-  int fds[2], status;
-  ssize_t n;
-  pid_t pid;
-  fflush(NULL);
-  CHECK_EQ(pipe(fds), 0);
-  pid = fork();
-  CHECK_GE(pid, 0);
-  if (pid == 0) {
-    close(fds[0]);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    alarm(30);  /* a hang fails by SIGALRM */
-    fail_from = from;
-    fail_to = to;
-    run_script(script);
-  }
-  close(fds[1]);
-  while (len < sizeof err - 1 &&
-         ((n = read(fds[0], err + len, sizeof err - 1 - len)) > 0 ||
-          (n < 0 && errno == EINTR)))
-    if (n > 0) len += (size_t)n;
-  err[len] = '\0';
-  close(fds[0]);
-  while (waitpid(pid, &status, 0) < 0) CHECK_EQ(errno, EINTR);
+  trial_args a;
+  int status;
+  a.script = script;
+  a.from = from;
+  a.to = to;
+  status = test_run_child(__FILE__, __LINE__, trial_child, &a, err,
+                          sizeof err);
   if (strstr(err, "Sanitizer") != NULL || strstr(err, "runtime error") != NULL)
     test_fail(__FILE__, __LINE__, "allocations %lu-%lu failing: a sanitizer "
               "report:\n%s", from, to, err);
