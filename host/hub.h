@@ -50,7 +50,7 @@ enum {
   GL_WAIT_CONNECT,      /* obj: the socket */
   GL_WAIT_DNS,          /* obj: the host name looked up (a C string) */
   GL_WAIT_FD,           /* n: the file descriptor; obj NULL */
-  GL_WAIT_CHILD,        /* obj: the child process */
+  GL_WAIT_CHILD,        /* obj: the child process, or NULL: starting it */
   GL_WAIT_SIGNAL,       /* obj: the signal watcher */
   GL_WAIT_NKINDS
 };

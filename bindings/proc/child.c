@@ -84,10 +84,14 @@ static void refwatcher(void) {
   else uv_unref((uv_handle_t *)sigchld);
 }
 
-/* What a wait for a child is on, for green.dump. */
+/* What a wait for a child is on, for green.dump: its pid, or its start
+ * (obj NULL: the spawn runs in the threadpool). */
 static void describe(const gl_waiter *w, char *buf, size_t n) {
   const glP_child *c = w->obj;
-  snprintf(buf, n, "pid %d%s", c->pid, c->exited ? " (exited)" : "");
+  if (c == NULL)
+    snprintf(buf, n, "starting a child");
+  else
+    snprintf(buf, n, "pid %d%s", c->pid, c->exited ? " (exited)" : "");
 }
 
 static int startwatcher(void) {
