@@ -49,7 +49,7 @@ static int green_sleep(lua_State *L) {
   if (!isnum) s = luaL_optnumber(L, 1, 0);      /* nil, none, or an error */
   luaL_argcheck(L, s == s, 1, "not a number (NaN)");
   if (s > 0) {
-    gl_green_waiter();
+    gl_green_waiter(GL_WAIT_SLEEP, NULL);
     return gl_green_wait(L, NULL, gl_hub_ns(s), slept);
   }
   return slept(L, gl_hub_yield(), NULL);
@@ -63,7 +63,7 @@ static int green_getcurrent(lua_State *L) {
 
 /* green.now() -> seconds on a monotonic clock */
 static int green_now(lua_State *L) {
-  lua_pushnumber(L, (lua_Number)gl_hub_now_ns() / 1e9);
+  lua_pushnumber(L, (lua_Number)gl_clock_now() / 1e9);
   return 1;
 }
 

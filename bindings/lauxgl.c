@@ -12,14 +12,14 @@ uint64_t glL_opttimeout(lua_State *L, int arg) {
 uint64_t glL_deadline(uint64_t timeout) {
   uint64_t now;
   if (timeout == UINT64_MAX) return UINT64_MAX;
-  now = gl_hub_now_ns();
+  now = gl_clock_now();
   return timeout >= UINT64_MAX - now ? UINT64_MAX - 1 : now + timeout;
 }
 
 uint64_t glL_remaining(uint64_t deadline) {
   uint64_t now;
   if (deadline == UINT64_MAX) return UINT64_MAX;
-  now = gl_hub_now_ns();
+  now = gl_clock_now();
   return deadline > now ? deadline - now : 0;
 }
 

@@ -73,7 +73,7 @@ int gl_coro_init(gl_coro *co, gl_coro_fn fn) {
 
 static GL_NORETURN void overflow(gl_coro *co) {
   if (gl_coro_overflow_hook != NULL) gl_coro_overflow_hook(co);
-  gl_fatal("stack overflow in a greenthread");
+  gl_fatal_raw("stack overflow in a greenthread", NULL);
 }
 
 void gl_coro_switch(gl_coro *from, gl_coro *to, int finishing) {

@@ -54,7 +54,16 @@ enum {
                        gives the stack up (gl_hub_leave_stack) */
 };
 
-/* Prints "greenlua: fatal: <message>" on stderr and aborts. */
+/* Prints "greenlua: fatal: <message>" on stderr and aborts (fatal.c). */
 GL_NORETURN void gl_fatal(const char *fmt, ...) GL_PRINTF(1, 2);
+
+/* The same for signal handlers: writes "greenlua: fatal: ", then each of
+ * the strings given up to a NULL, then a newline, with write(2) alone,
+ * and aborts. */
+GL_NORETURN void gl_fatal_raw(const char *s, ...);
+
+/* Writes n in decimal into buf (at least 21 bytes) without stdio, for
+ * gl_fatal_raw's messages; returns buf. */
+char *gl_fmt_u64(char *buf, unsigned long long n);
 
 #endif

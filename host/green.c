@@ -451,9 +451,9 @@ static int resumed(lua_State *L, int status, lua_KContext ctx) {
   return park(L, g, k);
 }
 
-gl_waiter *gl_green_waiter(void) {
+gl_waiter *gl_green_waiter(int kind, const void *obj) {
   gl_waiter *w = &gl_green_current()->w;
-  memset(w, 0, sizeof *w);
+  gl_waiter_init(w, kind, obj);
   return w;
 }
 

@@ -96,9 +96,10 @@ int gl_green_pushresults(lua_State *L, gl_green *g, int idx);
  * and returns what that function returns. */
 typedef int (*gl_green_k)(lua_State *L, int rc, gl_waiter *w);
 
-/* The running greenthread's own waiter, cleared: call it before each
- * gl_green_wait, and fill data, n or n2 if the waker needs them. */
-gl_waiter *gl_green_waiter(void);
+/* The running greenthread's own waiter, cleared and labelled with what it
+ * waits on (gl_waiter_init): call it before each gl_green_wait, and fill
+ * data, n or n2 if the waker needs them. */
+gl_waiter *gl_green_waiter(int kind, const void *obj);
 
 /* Parks the running greenthread, on its own waiter, in `q` (only on its
  * timeout when q is NULL) until woken, then returns k(L, status, waiter).

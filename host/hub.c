@@ -1,23 +1,13 @@
 /* The hub: a coroutine of its own that runs ready tasks in FIFO order and,
- * between rounds, the libuv loop.  Timers for every sleep and timeout live
- * in one binary heap ordered by (deadline, start order) behind a single
- * wake-up for the earliest: a timerfd on Linux, else a uv_timer_t.  Tasks
- * switch only to the hub and the hub only to tasks, so the hub is where
- * finished tasks give back their stacks and where a deadlock is noticed. */
+ * between rounds, the libuv loop; the timeouts of parks are timers on the
+ * clock (clock.c).  Tasks switch only to the hub and the hub only to
+ * tasks, so the hub is where finished tasks give back their stacks and
+ * where a deadlock is noticed. */
 #include "hub.h"
 
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <string.h>
-#ifdef __linux__
-#define GL_TIMERFD 1
-#include <sys/timerfd.h>
-#include <time.h>
-#include <unistd.h>
-#else
-#define GL_TIMERFD 0
-#endif
 
 #include "waitq.h"
 
@@ -47,15 +37,9 @@ static struct {
   int main_waits;         /* the main task waits for the others to end */
   gl_waiter main_waiter;
   unsigned ran;           /* tasks run since the last poll */
-  uint64_t polled;        /* when */
-  gl_timer **heap;        /* timers: a binary min-heap */
-  size_t nheap, capheap;
-  uint64_t timer_seq;
-  uv_timer_t uvtimer;     /* wakes the loop for the earliest deadline, */
-  int tfd;                /* or this timerfd, where there is one */
-  uv_poll_t tfpoll;       /* watching tfd; referenced while timers wait */
+  uint64_t polled;        /* when (uv_hrtime: real time, even when the
+                             clock is virtual) */
   uv_timer_t trimtimer;   /* gives idle pooled stacks' pages back */
-  uint64_t armed;         /* the deadline the wake-up is set for, or 0 */
   size_t private_max;     /* private stacks before sharing starts */
   size_t nprivate;        /* private stacks in use by tasks */
   int can_share;
@@ -72,19 +56,6 @@ static size_t private_max = PRIVATE_STACKS;
 static int eager_unwind;
 
 void (*gl_hub_deadlock_hook)(void);
-
-void gl_fatal(const char *fmt, ...) {
-  va_list ap;
-  fflush(stdout);
-  fputs("greenlua: fatal: ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  abort();
-}
-
-uint64_t gl_hub_now_ns(void) { return uv_hrtime(); }
 
 uint64_t gl_hub_ns(double seconds) {
   if (!(seconds > 0)) return 0;               /* also NaN */
@@ -119,157 +90,6 @@ void gl_hub_unwind_eagerly(int on) {
   eager_unwind = on;
   H.eager = on;
 }
-
-/* {====== Timers ====== */
-
-static int earlier(const gl_timer *a, const gl_timer *b) {
-  return a->due < b->due || (a->due == b->due && a->seq < b->seq);
-}
-
-static void heapset(size_t i, gl_timer *t) {
-  H.heap[i] = t;
-  t->slot = i + 1;
-}
-
-static void siftup(size_t i) {
-  gl_timer *t = H.heap[i];
-  while (i > 0) {
-    size_t parent = (i - 1) / 2;
-    if (!earlier(t, H.heap[parent])) break;
-    heapset(i, H.heap[parent]);
-    i = parent;
-  }
-  heapset(i, t);
-}
-
-static void siftdown(size_t i) {
-  gl_timer *t = H.heap[i];
-  for (;;) {
-    size_t c = 2 * i + 1;
-    if (c >= H.nheap) break;
-    if (c + 1 < H.nheap && earlier(H.heap[c + 1], H.heap[c])) c++;
-    if (!earlier(H.heap[c], t)) break;
-    heapset(i, H.heap[c]);
-    i = c;
-  }
-  heapset(i, t);
-}
-
-static void on_uvtimer(uv_timer_t *h);
-static void expire(void);
-static void arm(void);
-
-#if GL_TIMERFD
-/* The timerfd fires at the deadline itself, to the microsecond, where the
- * loop's timers round the wait up to a whole millisecond.  It is set only
- * when the earliest deadline moves earlier: one that moved later (its
- * timer was stopped) lets the wake-up come early and find nothing due,
- * which costs less than a system call for every stop. */
-static int arm_timerfd(uint64_t due) {
-  struct itimerspec its;
-  uv_ref((uv_handle_t *)&H.tfpoll);
-  if (H.armed != 0 && H.armed <= due) return 0;
-  memset(&its, 0, sizeof its);
-  its.it_value.tv_sec = (time_t)(due / 1000000000u);
-  its.it_value.tv_nsec = (long)(due % 1000000000u);
-  if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-    its.it_value.tv_nsec = 1;  /* zero would disarm it */
-  if (timerfd_settime(H.tfd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
-    return -1;
-  H.armed = due;
-  return 0;
-}
-
-static void on_timerfd(uv_poll_t *h, int status, int events) {
-  uint64_t n;
-  GL_UNUSED(h);
-  GL_UNUSED(status);
-  GL_UNUSED(events);
-  while (read(H.tfd, &n, sizeof n) == (ssize_t)sizeof n) {}
-  H.armed = 0;
-  expire();
-  arm();
-}
-#endif
-
-/* Arms the loop's wake-up for the earliest deadline.  Without a timerfd,
- * the loop's cached time is refreshed first, and the wait rounded up, so
- * the timer never fires before the deadline on our clock; if it fires a
- * little early on the loop's millisecond clock, on_uvtimer arms it
- * again. */
-static void arm(void) {
-  uint64_t now, due, ms;
-  if (H.nheap == 0) {
-#if GL_TIMERFD
-    if (H.tfd >= 0) {  /* left set: see arm_timerfd */
-      uv_unref((uv_handle_t *)&H.tfpoll);
-      return;
-    }
-#endif
-    if (H.armed) uv_timer_stop(&H.uvtimer);
-    H.armed = 0;
-    return;
-  }
-  due = H.heap[0]->due;
-#if GL_TIMERFD
-  if (H.tfd >= 0 && arm_timerfd(due) == 0) return;
-#endif
-  if (H.armed == due) return;
-  uv_update_time(H.loop);
-  now = uv_hrtime();
-  ms = due <= now ? 0 : (due - now + 999999) / 1000000;
-  uv_timer_start(&H.uvtimer, on_uvtimer, ms, 0);
-  H.armed = due;
-}
-
-void gl_timer_start(gl_timer *t, uint64_t due) {
-  GL_ASSERT(t->slot == 0);
-  if (H.nheap == H.capheap) {
-    size_t cap = H.capheap ? 2 * H.capheap : 64;
-    gl_timer **heap = realloc(H.heap, cap * sizeof *heap);
-    if (heap == NULL) gl_fatal("out of memory for timers");
-    H.heap = heap;
-    H.capheap = cap;
-  }
-  t->due = due;
-  t->seq = H.timer_seq++;
-  H.heap[H.nheap++] = t;
-  siftup(H.nheap - 1);
-  if (H.heap[0] == t) arm();
-}
-
-void gl_timer_stop(gl_timer *t) {
-  size_t i;
-  gl_timer *last;
-  if (t->slot == 0) return;
-  i = t->slot - 1;
-  t->slot = 0;
-  last = H.heap[--H.nheap];
-  if (last != t) {
-    heapset(i, last);
-    siftup(i);
-    siftdown(last->slot - 1);
-  }
-  if (i == 0) arm();
-}
-
-/* Runs the callbacks of the timers that are due, in deadline order. */
-static void expire(void) {
-  uint64_t now = uv_hrtime();
-  while (H.nheap > 0 && H.heap[0]->due <= now) {
-    gl_timer *t = H.heap[0];
-    gl_timer_stop(t);
-    t->cb(t);
-  }
-}
-
-static void on_uvtimer(uv_timer_t *h) {
-  GL_UNUSED(h);
-  H.armed = 0;
-  expire();
-  arm();
-}
-/* }====== */
 
 /* {====== Run queue and tasks ====== */
 
@@ -365,18 +185,18 @@ const char *gl_task_name(const gl_task *t, char *buf, size_t n) {
   return buf;
 }
 
+/* Runs in the SIGSEGV handler, on the alternate signal stack: write(2)
+ * only (gl_fatal_raw), no stdio, no snprintf. */
 static void overflow_hook(gl_coro *co) {
   gl_task *t = gl_container_of(co, gl_task, coro);
-  static char msg[160], name[64];
-  int n;
-  if (co == &H.co) gl_fatal("stack overflow in the hub");
-  n = snprintf(msg, sizeof msg,
-                   "greenlua: fatal: stack overflow in greenthread '%s' "
-                   "(id %llu); raise --stack-size\n",
-                   gl_task_name(t, name, sizeof name),
-                   (unsigned long long)t->id);
-  if (n > 0) fwrite(msg, 1, (size_t)n, stderr);
-  abort();
+  char id[24];
+  if (co == &H.co) gl_fatal_raw("stack overflow in the hub", NULL);
+  gl_fmt_u64(id, t->id);
+  if (t->name != NULL)
+    gl_fatal_raw("stack overflow in greenthread '", t->name, "' (id ", id,
+                 "); raise --stack-size", NULL);
+  gl_fatal_raw("stack overflow in greenthread 'greenthread-", id, "' (id ",
+               id, "); raise --stack-size", NULL);
 }
 
 static void hub_main(gl_coro *co);
@@ -395,18 +215,7 @@ void gl_hub_init(uv_loop_t *loop, gl_task *main) {
   H.private_max = private_max;
   H.eager = eager_unwind;
   H.can_share = gl_coro_can_share();
-  uv_timer_init(loop, &H.uvtimer);
-  H.tfd = -1;
-#if GL_TIMERFD
-  H.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (H.tfd >= 0 && uv_poll_init(loop, &H.tfpoll, H.tfd) == 0) {
-    uv_poll_start(&H.tfpoll, UV_READABLE, on_timerfd);
-    uv_unref((uv_handle_t *)&H.tfpoll);
-  } else if (H.tfd >= 0) {
-    close(H.tfd);
-    H.tfd = -1;
-  }
-#endif
+  gl_clock_init(loop);
   uv_timer_init(loop, &H.trimtimer);
   uv_timer_start(&H.trimtimer, on_trim, 1000, 1000);
   uv_unref((uv_handle_t *)&H.trimtimer);  /* never keeps the loop alive */
@@ -478,7 +287,7 @@ static void relocate(gl_task *t) {
     if (b->prev) b->prev->next = b; else b->q->head = b;
     if (b->next) b->next->prev = b; else b->q->tail = b;
   }
-  if (b->timer.slot != 0) H.heap[b->timer.slot - 1] = &b->timer;
+  gl_timer_moved(&b->timer);
   t->waiter = b;
 }
 
@@ -570,8 +379,9 @@ static void hub_main(gl_coro *co) {
       do {  /* one round: the tasks ready when it began */
         t = pop();
         runtask(t);
-        if (H.nheap > 0 && uv_hrtime() >= H.heap[0]->due)
-          expire();  /* a deadline passed while tasks ran: serve it now */
+        if (gl_clock_next_deadline() != UINT64_MAX &&
+            gl_clock_now() >= gl_clock_next_deadline())
+          gl_clock_expire();  /* a deadline passed while tasks ran */
         if (++H.ran >= POLL_CHECK) {
           H.ran = 0;
           if (uv_hrtime() - H.polled >= POLL_EVERY_NS) poll(UV_RUN_NOWAIT);
@@ -589,6 +399,15 @@ static void hub_main(gl_coro *co) {
 
 /* {====== Parking ====== */
 
+const char *gl_wait_name(int kind) {
+  static const char *const names[GL_WAIT_NKINDS] = {
+    "unknown", "sleep", "event", "asyncresult", "queue get", "queue put",
+    "queue peek", "queue join", "semaphore", "join", "others", "receive",
+    "send", "accept", "connect", "dns", "fd", "child", "signal"
+  };
+  return kind >= 0 && kind < GL_WAIT_NKINDS ? names[kind] : "unknown";
+}
+
 static void on_park_timeout(gl_timer *tm) {
   gl_hub_wake(gl_container_of(tm, gl_waiter, timer), GL_ETIMEDOUT);
 }
@@ -601,7 +420,7 @@ int gl_hub_park(gl_waiter *w, uint64_t timeout_ns) {
   if (t->intr != NULL) return GL_EINTR;
   w->status = GL_OK;
   if (timeout_ns != UINT64_MAX) {
-    uint64_t now = uv_hrtime();
+    uint64_t now = gl_clock_now();
     uint64_t due = timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1
                                                  : now + timeout_ns;
     w->timer.cb = on_park_timeout;
@@ -649,7 +468,7 @@ int gl_hub_yield(void) {
 int gl_hub_sleep(uint64_t ns) {
   gl_waiter w;
   int rc;
-  memset(&w, 0, sizeof w);
+  gl_waiter_init(&w, GL_WAIT_SLEEP, NULL);
   rc = gl_hub_park(&w, ns);
   return rc == GL_ETIMEDOUT ? GL_OK : rc;
 }
@@ -657,7 +476,7 @@ int gl_hub_sleep(uint64_t ns) {
 void gl_hub_wait_others(void) {
   GL_ASSERT(H.current == H.main);
   while (H.live > 1) {
-    memset(&H.main_waiter, 0, sizeof H.main_waiter);
+    gl_waiter_init(&H.main_waiter, GL_WAIT_OTHERS, NULL);
     H.main_waits = 1;
     gl_hub_park(&H.main_waiter, UINT64_MAX);
     H.main_waits = 0;
@@ -707,7 +526,8 @@ int gl_hub_wait_fd(int fd, int events, uint64_t timeout_ns) {
     if (flags != -1) fcntl(fd, F_SETFL, flags);
     return -1;
   }
-  memset(&w, 0, sizeof w);
+  gl_waiter_init(&w, GL_WAIT_FD, NULL);
+  w.n = fd;
   p->h.data = p;
   gl_waitq_init(&p->q);
   uv_poll_start(&p->h, events, on_poll);

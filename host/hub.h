@@ -1,7 +1,7 @@
 /* The hub: one libuv loop per process, the FIFO run queue of ready tasks,
- * timers for sleeps and timeouts, and the park/wake protocol every
- * blocking call follows.  No Lua: a task is the hub's view of a
- * greenthread (green.c puts one inside each greenthread).
+ * and the park/wake protocol every blocking call follows, with the
+ * timeouts of parks on the clock (clock.h).  No Lua: a task is the hub's
+ * view of a greenthread (green.c puts one inside each greenthread).
  *
  * Blocking calls follow one shape: fill a gl_waiter on your own stack, link
  * it where the waker will find it (a gl_waitq, a libuv request's data),
@@ -13,24 +13,52 @@
 #define GL_HUB_H
 
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
+#include "clock.h"
 #include "coro.h"
 #include "gl.h"
 
 typedef struct gl_task gl_task;
-typedef struct gl_timer gl_timer;
 typedef struct gl_waiter gl_waiter;
 typedef struct gl_waitq gl_waitq;
 
-/* A deadline on the hub's clock.  Expired timers run in deadline order,
- * ties in the order they were started. */
-struct gl_timer {
-  uint64_t due;        /* gl_hub_now_ns() value */
-  uint64_t seq;
-  size_t slot;         /* heap position + 1; 0 while not started */
-  void (*cb)(gl_timer *t);
+/* {====== What a park waits on ======
+ * Every park carries a label, a kind and the object it waits on, for
+ * green.dump() and for the virtual clock, which must tell greenthreads
+ * that wait on time or on each other from those that wait on the outside
+ * world.  Fill it with gl_waiter_init (or gl_green_waiter). */
+enum {
+  GL_WAIT_UNKNOWN = 0,
+  GL_WAIT_SLEEP,        /* green.sleep, spawn_later's delay; obj NULL */
+  GL_WAIT_EVENT,        /* obj: the green.Event */
+  GL_WAIT_ASYNCRESULT,  /* obj: the green.AsyncResult */
+  GL_WAIT_QUEUE_GET,    /* obj: the queue, of any of the family */
+  GL_WAIT_QUEUE_PUT,
+  GL_WAIT_QUEUE_PEEK,
+  GL_WAIT_QUEUE_JOIN,   /* a JoinableQueue's join */
+  GL_WAIT_SEMAPHORE,    /* obj: the semaphore or lock */
+  GL_WAIT_JOIN,         /* obj: the greenthread (gl_green) joined */
+  GL_WAIT_OTHERS,       /* the main greenthread, for the others to end */
+  GL_WAIT_IO,           /* from here on, the outside world: */
+  GL_WAIT_RECEIVE = GL_WAIT_IO,  /* obj: the socket */
+  GL_WAIT_SEND,         /* obj: the socket */
+  GL_WAIT_ACCEPT,       /* obj: the listening socket */
+  GL_WAIT_CONNECT,      /* obj: the socket */
+  GL_WAIT_DNS,          /* obj: the socket, or NULL */
+  GL_WAIT_FD,           /* n: the file descriptor; obj NULL */
+  GL_WAIT_CHILD,        /* obj: the child process */
+  GL_WAIT_SIGNAL,       /* obj: the signal watcher */
+  GL_WAIT_NKINDS
 };
+
+/* Whether a park of `kind` waits on the outside world. */
+#define GL_WAIT_ON_IO(kind) ((kind) >= GL_WAIT_IO)
+
+/* The name of a kind ("sleep", "event", "queue get", "receive", ...). */
+const char *gl_wait_name(int kind);
+/* }====== */
 
 struct gl_waiter {
   gl_task *task;
@@ -38,10 +66,19 @@ struct gl_waiter {
   gl_waitq *q;             /* the wait queue it is linked in, or NULL */
   gl_timer timer;          /* the park's timeout */
   int status;              /* set by the waker */
+  unsigned char kind;      /* what it waits on: a GL_WAIT_* */
   void *data;              /* a payload for waker and waiter to agree on: */
   intptr_t n, n2;          /* never a pointer into the parked stack, which
                               may be displaced (see coro.h) */
+  const void *obj;         /* the object it waits on (see the kinds) */
 };
+
+/* Clears `w` and labels it with what it will wait on. */
+static inline void gl_waiter_init(gl_waiter *w, int kind, const void *obj) {
+  memset(w, 0, sizeof *w);
+  w->kind = (unsigned char)kind;
+  w->obj = obj;
+}
 
 enum {
   GL_TASK_NEW,      /* spawned, never run: no stack yet */
@@ -132,17 +169,10 @@ void gl_hub_interrupt(gl_task *t, void *cause);
 void *gl_hub_take_interrupt(gl_task *t);
 void gl_hub_clear_interrupt(gl_task *t, void *cause);
 
-/* Waits until `fd` is readable (events UV_READABLE) or writable.  Returns
- * GL_OK, GL_ETIMEDOUT, GL_EINTR, or -1 if the fd cannot be polled. */
+/* Waits until `fd` is readable (events UV_READABLE) or writable, parked
+ * as GL_WAIT_FD.  Returns GL_OK, GL_ETIMEDOUT, GL_EINTR, or -1 if the fd
+ * cannot be polled. */
 int gl_hub_wait_fd(int fd, int events, uint64_t timeout_ns);
-
-/* The hub's monotonic clock, in nanoseconds. */
-uint64_t gl_hub_now_ns(void);
-
-/* Starts `t` to run its callback at `due` (a gl_hub_now_ns value), or
- * stops it; stopping a stopped timer does nothing. */
-void gl_timer_start(gl_timer *t, uint64_t due);
-void gl_timer_stop(gl_timer *t);
 
 /* Called when every task is parked and nothing can wake any of them; the
  * callback reports and ends the process.  Without one, the hub aborts. */

@@ -94,7 +94,7 @@ static int readywait(lua_State *L, gl_green_k k) {
   uint64_t timeout = glL_opttimeout(L, 2);
   if (r->state != AR_PENDING) return k(L, GL_OK, NULL);
   if (timeout == 0) return k(L, GL_ETIMEDOUT, NULL);
-  gl_green_waiter();
+  gl_green_waiter(GL_WAIT_ASYNCRESULT, r);
   return gl_green_wait(L, &r->waiters, timeout, k);
 }
 

@@ -52,7 +52,7 @@ static int event_wait(lua_State *L) {
   uint64_t timeout = glL_opttimeout(L, 2);
   if (!e->is_set) {
     if (timeout == 0) return glL_fail(L, "timeout");
-    gl_green_waiter();
+    gl_green_waiter(GL_WAIT_EVENT, e);
     return gl_green_wait(L, &e->waiters, timeout, glL_waited);
   }
   lua_pushboolean(L, 1);

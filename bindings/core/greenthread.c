@@ -19,7 +19,7 @@ static int dojoin(lua_State *L, gl_green *g, uint64_t timeout) {
   if (g->ended) return GL_OK;
   if (g == gl_green_current())
     luaL_error(L, "cannot join the running greenthread");
-  memset(&w, 0, sizeof w);
+  gl_waiter_init(&w, GL_WAIT_JOIN, g);
   rc = gl_waitq_wait(&g->joiners, &w, timeout);
   glL_raisepending(L, rc);
   return rc;
@@ -33,7 +33,7 @@ static int joinwait(lua_State *L, gl_green_k k) {
   if (g->ended) return k(L, GL_OK, NULL);
   if (g == gl_green_current())
     luaL_error(L, "cannot join the running greenthread");
-  gl_green_waiter();
+  gl_green_waiter(GL_WAIT_JOIN, g);
   return gl_green_wait(L, &g->joiners, timeout, k);
 }
 

@@ -446,7 +446,7 @@ static int channelputted(lua_State *L, int rc, gl_waiter *w) {
 /* A Channel's put when no getter waits: parks with the item in a slot
  * until a getter takes it.  Returns as doput. */
 static int channelput(lua_State *L, gl_queue *q, uint64_t timeout) {
-  gl_waiter *w = gl_green_waiter();
+  gl_waiter *w = gl_green_waiter(GL_WAIT_QUEUE_PUT, q);
   w->n = (intptr_t)++q->nextslot;
   lua_getiuservalue(L, 1, UV_SLOTS);
   lua_pushvalue(L, 2);
@@ -466,7 +466,7 @@ static int doput(lua_State *L, gl_queue *q, uint64_t timeout,
   if (!putnow(L, q, 0)) {
     if (timeout == 0) return glL_fail(L, fullmsg);
     if (q->kind == K_CHANNEL) return channelput(L, q, timeout);
-    gl_green_waiter();
+    gl_green_waiter(GL_WAIT_QUEUE_PUT, q);
     return gl_green_wait(L, &q->putters, timeout, putted);
   }
   lua_pushboolean(L, 1);
@@ -499,7 +499,7 @@ static int doget(lua_State *L, gl_queue *q, uint64_t timeout,
   if (getnow(L, q, 0)) return 1;
   if (q->closed) return k(L, GL_ECLOSED, NULL);
   if (timeout == 0) return glL_fail(L, emptymsg);
-  gl_green_waiter();
+  gl_green_waiter(GL_WAIT_QUEUE_GET, q);
   return gl_green_wait(L, &q->getters, timeout, k);
 }
 
@@ -548,7 +548,7 @@ static int queue_peek(lua_State *L) {
     if (q->closed) return glL_fail(L, "closed");
     if ((timeout = glL_remaining(deadline)) == 0)
       return glL_fail(L, "timeout");
-    memset(&w, 0, sizeof w);
+    gl_waiter_init(&w, GL_WAIT_QUEUE_PEEK, q);
     rc = gl_waitq_wait(&q->peekers, &w, timeout);
     glL_raisepending(L, rc);
     if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
@@ -649,7 +649,7 @@ static int queue_join(lua_State *L) {
   int rc;
   if (q->unfinished > 0) {
     if (timeout == 0) return glL_fail(L, "timeout");
-    memset(&w, 0, sizeof w);
+    gl_waiter_init(&w, GL_WAIT_QUEUE_JOIN, q);
     rc = gl_waitq_wait(&q->joiners, &w, timeout);
     glL_raisepending(L, rc);
     if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");

@@ -94,7 +94,7 @@ static int acquire(lua_State *L, gl_semaphore *s, uint64_t timeout) {
   int rc;
   if (take(s)) return GL_OK;
   if (timeout == 0) return GL_ETIMEDOUT;
-  memset(&w, 0, sizeof w);
+  gl_waiter_init(&w, GL_WAIT_SEMAPHORE, s);
   rc = gl_waitq_wait(&s->waiters, &w, timeout);
   glL_raisepending(L, rc);
   return rc;
@@ -120,7 +120,7 @@ static int semaphore_acquire(lua_State *L) {
   uint64_t timeout = glL_opttimeout(L, 2);
   if (take(s)) return glL_waited(L, GL_OK, NULL);
   if (timeout == 0) return glL_waited(L, GL_ETIMEDOUT, NULL);
-  gl_green_waiter();
+  gl_green_waiter(GL_WAIT_SEMAPHORE, s);
   return gl_green_wait(L, &s->waiters, timeout, glL_waited);
 }
 

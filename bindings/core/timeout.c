@@ -108,7 +108,7 @@ static int timeout_start(lua_State *L) {
   if (t->next) ((gl_timeout *)t->next)->prev = t;
   g->timeouts = t;
   t->pending = 1;
-  gl_timer_start(&t->timer, gl_hub_now_ns() + t->ns);
+  gl_timer_start(&t->timer, gl_clock_now() + t->ns);
   return 1;
 }
 

@@ -1,6 +1,6 @@
 /* green.socket.dns: name lookups with uv_getaddrinfo, which runs on
  * libuv's thread pool, so only the calling greenthread waits.  The lookup
- * itself is stream.c's glS_getaddrinfo, shared with connect and bind. */
+ * itself is resolve.c's glS_getaddrinfo, shared with connect and bind. */
 #include <netinet/in.h>
 #include <string.h>
 

@@ -27,20 +27,16 @@ static socklen_t addrlen(const struct sockaddr_storage *ss) {
 /* Connects s to host:port within its connect timeout, trying each
  * address the name resolves to in turn (LuaSocket's and gevent's
  * create_connection's order); a bound socket tries its own family once.
- * Returns true | nil, err. */
-static int doconnect(lua_State *L, glS_stream *s, const char *host,
-                     int port) {
+ * Returns 0 or a libuv error, UV_ECANCELED when a park ended otherwise
+ * than by its waker (*rc) or s was closed. */
+static int connectto(glS_stream *s, const char *host, int port, int *rc) {
   struct sockaddr_storage addrs[MAXADDRS];
   uint64_t deadline = glL_deadline(s->tconnect);
-  int n, i, rc, err, fd, bound;
-  if (s->state == GLS_CLOSED) return glL_fail(L, "closed");
-  if (s->state == GLS_CONNECTED) return glS_fail(L, UV_EISCONN);
-  if (s->state != GLS_FRESH && s->state != GLS_BOUND)
-    return glS_fail(L, UV_EINVAL);
+  int n, i, err, fd, bound;
   n = glS_resolve(host, port, SOCK_STREAM, addrs, MAXADDRS, &s->waitq,
-                  glL_remaining(deadline), &rc, &err);
-  if (glS_parked(L, s, rc) > 0) return 2;
-  if (n == 0) return glS_fail(L, err);
+                  glL_remaining(deadline), rc, &err);
+  if (*rc != GL_OK || s->state == GLS_CLOSED) return UV_ECANCELED;
+  if (n == 0) return err;
   err = UV_EAFNOSUPPORT;
   for (i = 0; i < n; i++) {
     bound = s->fd >= 0;
@@ -53,29 +49,41 @@ static int doconnect(lua_State *L, glS_stream *s, const char *host,
       continue;
     }
     err = glS_connect(s, fd, (struct sockaddr *)&addrs[i], NULL,
-                      glL_remaining(deadline), &rc);
-    if (err == 0) {
-      lua_pushboolean(L, 1);
-      return 1;
-    }
-    if (glS_parked(L, s, rc) > 0) return 2;
+                      glL_remaining(deadline), rc);
+    if (err == 0) return 0;
+    if (*rc != GL_OK || s->state == GLS_CLOSED) return UV_ECANCELED;
     if (bound) break;
   }
-  return glS_fail(L, err);
+  return err;
+}
+
+/* Connects s (connectto), one connect or bind at a time: returns true |
+ * nil, err. */
+static int doconnect(lua_State *L, glS_stream *s, const char *host,
+                     int port) {
+  int rc = GL_OK, e = glS_canopen(s, 0);
+  if (e < 0) return glS_fail(L, e);
+  s->opening = 1;
+  e = connectto(s, host, port, &rc);
+  s->opening = 0;
+  if (e == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (glS_parked(L, s, rc) > 0) return 2;
+  return glS_fail(L, e);
 }
 
 /* Binds s to host:port ("*": any address) with SO_REUSEADDR, as libuv's
  * uv_tcp_bind does, unless setoption turned it off.  Returns 0 or a
  * libuv error; *rc is the status of a name lookup. */
-static int dobind(glS_stream *s, const char *host, int port, int *rc) {
+static int bindto(glS_stream *s, const char *host, int port, int *rc) {
   struct sockaddr_storage addrs[MAXADDRS];
   int n, i, fd, err;
-  *rc = GL_OK;
-  if (s->state == GLS_CLOSED) return UV_EOF;
-  if (s->state != GLS_FRESH) return UV_EINVAL;
   n = glS_resolve(host, port, SOCK_STREAM, addrs, MAXADDRS, &s->waitq,
                   s->tconnect, rc, &err);
-  if (n == 0) return *rc != GL_OK ? UV_ECANCELED : err;
+  if (*rc != GL_OK || s->state == GLS_CLOSED) return UV_ECANCELED;
+  if (n == 0) return err;
   if (!(s->optset & GLS_OPT_REUSEADDR)) {
     s->optset |= GLS_OPT_REUSEADDR;
     s->optval |= GLS_OPT_REUSEADDR;
@@ -95,6 +103,17 @@ static int dobind(glS_stream *s, const char *host, int port, int *rc) {
     close(fd);
   }
   return err;
+}
+
+/* bindto, one connect or bind at a time. */
+static int dobind(glS_stream *s, const char *host, int port, int *rc) {
+  int e = glS_canopen(s, 1);
+  *rc = GL_OK;
+  if (e < 0) return e;
+  s->opening = 1;
+  e = bindto(s, host, port, rc);
+  s->opening = 0;
+  return e;
 }
 
 /* Turns dobind's results into Lua's. */
@@ -174,7 +193,7 @@ static const luaL_Reg socket_funcs[] = {
 
 int luaopen_green_socket_tcp(lua_State *L);
 int luaopen_green_socket_tcp(lua_State *L) {
-  glS_newstreamclass(L, GLS_TCP_TYPE, tcp_methods);
+  glS_newstreamclass(L, GLS_TCP, GLS_TCP_TYPE, tcp_methods);
   luaL_setfuncs(L, socket_funcs, 0);
   lua_pop(L, 1);
   return 0;

@@ -160,7 +160,7 @@ static int receive(lua_State *L, gl_udp *s, size_t size, int from) {
     if (e < 0) return glS_fail(L, e);
     s->receiving = 1;
   }
-  memset(&w, 0, sizeof w);
+  gl_waiter_init(&w, GL_WAIT_RECEIVE, s);
   rc = gl_waitq_wait(&s->recvq, &w, s->timeout);
   d = w.data;
   if (s->h != NULL && s->recvq.head == NULL) stoprecv(s);
@@ -235,7 +235,7 @@ static int dosend(lua_State *L, gl_udp *s, const char *data, size_t len,
     free(r);
     return glS_fail(L, e);
   }
-  memset(&w, 0, sizeof w);
+  gl_waiter_init(&w, GL_WAIT_SEND, s);
   w.data = r;
   r->q = &s->waitq;
   r->waiting = 1;

@@ -27,11 +27,8 @@ static const char *checkpath(lua_State *L, int arg) {
 static int unix_connect(lua_State *L) {
   glS_stream *s = checkunix(L, 1);
   const char *path = checkpath(L, 2);
-  int fd, rc, err;
-  if (s->state == GLS_CLOSED) return glL_fail(L, "closed");
-  if (s->state == GLS_CONNECTED) return glS_fail(L, UV_EISCONN);
-  if (s->state != GLS_FRESH && s->state != GLS_BOUND)
-    return glS_fail(L, UV_EINVAL);
+  int fd, rc, err = glS_canopen(s, 0);
+  if (err < 0) return glS_fail(L, err);
   if (s->fd >= 0) {
     fd = s->fd;
     s->fd = -1;
@@ -52,9 +49,8 @@ static int unix_bind(lua_State *L) {
   glS_stream *s = checkunix(L, 1);
   const char *path = checkpath(L, 2);
   struct sockaddr_un un;
-  int fd;
-  if (s->state == GLS_CLOSED) return glL_fail(L, "closed");
-  if (s->state != GLS_FRESH) return glS_fail(L, UV_EINVAL);
+  int fd = glS_canopen(s, 1);
+  if (fd < 0) return glS_fail(L, fd);
   if ((fd = glS_socket(s, AF_UNIX)) < 0) return glS_fail(L, fd);
   memset(&un, 0, sizeof un);
   un.sun_family = AF_UNIX;
@@ -85,7 +81,7 @@ static const luaL_Reg unix_methods[] = {
 
 int luaopen_green_socket_unix(lua_State *L);
 int luaopen_green_socket_unix(lua_State *L) {
-  glS_newstreamclass(L, GLS_UNIX_TYPE, unix_methods);
+  glS_newstreamclass(L, GLS_UNIX, GLS_UNIX_TYPE, unix_methods);
   lua_pushcfunction(L, socket_unix);
   lua_setfield(L, -2, "unix");
   lua_pop(L, 1);

@@ -1,8 +1,33 @@
-/* What the socket bindings share (glS_*, "S" for sockets, as glL_ for
- * lauxgl): the stream socket behind green.socket.tcp and
- * green.socket.unix (stream.c), address resolution with uv_getaddrinfo,
- * address formatting and error messages.  socket_tcp.c and socket_unix.c
- * add connect and bind; socket_udp.c and dns.c use the helpers. */
+/* The net layer's internal API (glS_*, "S" for sockets, as glL_ for
+ * lauxgl), shared by the files of bindings/net and by the layers built on
+ * streams (HTTP, subprocess pipes, socket.core).  A stream is built in
+ * layers, bottom up, one file each:
+ *
+ *   address.c    error messages, address formatting, argument checks
+ *   resolve.c    name lookups with uv_getaddrinfo (connect, bind, dns.c)
+ *   transport.c  the libuv handle (uv_tcp_t, uv_pipe_t; a uv_poll_t for
+ *                listeners), fds and options, connect, listen, accept,
+ *                and the raw write path (uv_try_write, parked uv_write)
+ *       (TLS sits here: ciphertext to and from the transport, plaintext
+ *        to the reader's buffer and from send; see "Layering" below)
+ *   reader.c     the read buffer, libuv's read callbacks, the receivers'
+ *                turns and backpressure; direct access for C parsers
+ *   receive.c    the receive patterns ("*l", "*a", n, receiveany) with
+ *                prefix and partial results, as a wait that can give its
+ *                stack up (green.h)
+ *   stream.c     the Lua object: the methods every stream has, its
+ *                classes, close, streams over existing fds
+ *
+ * socket_tcp.c and socket_unix.c add connect and bind per address kind;
+ * socket_udp.c and dns.c use the helpers.
+ *
+ * Layering.  Bytes read arrive in reader.c's read callback, which appends
+ * them to the buffer and serves the first parked receiver; bytes sent go
+ * from stream_send through the write turn to glS_write.  A record layer
+ * (TLS with memory BIOs) takes the read callback's bytes before they
+ * reach the buffer (decrypting into it) and sits between the write turn
+ * and glS_write (encrypting into it), so every receive pattern, timeout,
+ * close and kill work above it unchanged. */
 #ifndef GL_STREAM_H
 #define GL_STREAM_H
 
@@ -14,8 +39,12 @@
 
 #define GLS_TCP_TYPE "green.socket.tcp"
 #define GLS_UNIX_TYPE "green.socket.unix"
+#define GLS_PIPE_TYPE "green.Pipe"
 
-enum { GLS_TCP = 1, GLS_UNIX = 2 };
+/* The kinds of stream, each with its class (metatable).  GLS_PIPE wraps
+ * any stream fd that is not a socket we connect: a pipe, a socketpair's
+ * end, a child's stdin/stdout (glS_openfd). */
+enum { GLS_TCP = 1, GLS_UNIX = 2, GLS_PIPE = 3, GLS_NKINDS };
 
 /* A stream socket's life: a fresh socket has no fd; bind gives it one;
  * listen or connect moves it into a libuv handle. */
@@ -62,17 +91,19 @@ typedef struct glS_handle {
   uv_shutdown_t sreq;
 } glS_handle;
 
-/* A stream socket: the userdata of green.socket.tcp/unix.  Parked calls
+/* A stream socket: the userdata of every stream class.  Parked calls
  * keep the userdata alive (it is their argument), so the wait queues and
  * the read buffer live here; the libuv handle lives in `h`. */
 struct glS_stream {
   glS_handle *h;
-  int kind;            /* GLS_TCP or GLS_UNIX */
+  int kind;            /* GLS_TCP, GLS_UNIX or GLS_PIPE */
   int state;
   int fd;              /* our own fd while FRESH/BOUND, else -1 */
   int family;          /* of fd */
   unsigned optset, optval;
   int sndbuf, rcvbuf;  /* GLS_OPT_SNDBUF/RCVBUF values */
+  int opening;         /* a connect or bind is under way (it may park) */
+  size_t maxline;      /* the longest line "*l" returns ("max-line") */
   uint64_t tconnect, tsend, tread;  /* ns; UINT64_MAX: none */
   char *rbuf;          /* read buffer: data is rbuf[rstart, rend) */
   size_t rstart, rend, rcap;
@@ -81,7 +112,8 @@ struct glS_stream {
   int polling;         /* a listener's uv_poll_start is on */
   int eof;             /* the peer closed (or shutdown "receive") */
   int rerr, werr;      /* sticky libuv errors of reads and writes */
-  int rbusy;           /* a reader was woken and has not consumed yet */
+  int rbusy;           /* a reader holds the turn, or was woken for it
+                          and has not consumed yet */
   int wbusy;           /* a sender holds the write turn */
   int anchored;        /* uservalue 1 anchors an in-flight write's data */
   intptr_t rseq;       /* receivers parked so far (their order) */
@@ -89,6 +121,8 @@ struct glS_stream {
   gl_waitq writeq;     /* senders waiting for their turn */
   gl_waitq waitq;      /* connect, resolve, a write in flight */
 };
+
+/* {====== The layer (stream.c) ====== */
 
 /* One-time process set-up of the socket bindings (SIGPIPE, the stress
  * switch); called by each opener. */
@@ -98,21 +132,98 @@ void glS_init(void);
  * stack if absent. */
 void glS_pushsockets(lua_State *L);
 
-/* {====== Stream sockets (stream.c) ====== */
+/* A buffer for reads whose data is copied out at once (one hub thread). */
+extern char glS_scratch[65536];
 
-/* The methods every stream socket has; each kind adds connect, bind. */
+/* The one-byte stress switch (GREENLUA_IO_ONEBYTE=1 in the environment):
+ * every stream read and write moves at most one byte, so every call
+ * parks (OpenResty's mockeagain).  Datagrams are left whole. */
+extern int glS_onebyte;
+/* }====== */
+
+/* {====== Stream objects (stream.c) ====== */
+
+/* The methods every stream has; each kind adds its own (connect, bind). */
 extern const luaL_Reg glS_stream_methods[];
 extern const luaL_Reg glS_stream_meta[];
 
-/* Pushes a new fresh stream socket of `kind`. */
+/* Makes the class of stream kind `kind`, named `tname`: the shared stream
+ * methods plus `methods` (may be NULL); then pushes the green.socket
+ * table, for the caller to add its constructors to.  glS_checkstream
+ * accepts the userdata of every class made here. */
+void glS_newstreamclass(lua_State *L, int kind, const char *tname,
+                        const luaL_Reg *methods);
+
+/* Pushes a new fresh stream of `kind` (its class must exist). */
 glS_stream *glS_newstream(lua_State *L, int kind);
 
-/* Checks that argument `i` is a stream socket (of either kind). */
+/* Checks that argument `i` is a stream (of any kind); the error names
+ * "green.socket.tcp or unix". */
 glS_stream *glS_checkstream(lua_State *L, int i);
+
+/* The stream at `i`, or NULL if it is none. */
+glS_stream *glS_teststream(lua_State *L, int i);
+
+/* Pushes a new connected stream of `kind` over `fd`, an open stream fd
+ * (a pipe end, a socketpair end, an accepted or inherited socket), which
+ * it takes over: it is made non-blocking and closed with the stream, or
+ * at once on failure.  Every receive pattern, send, timeouts, shutdown
+ * and close work on it.  Returns the stream, or NULL with nothing pushed
+ * and *err a libuv error.  For a child's stdio, make the pair with
+ * uv_pipe() or socketpair(), give the child its end (UV_INHERIT_FD) and
+ * open the other end here.  A memory error raised while pushing the
+ * stream leaves `fd` to the caller. */
+glS_stream *glS_openfd(lua_State *L, int kind, int fd, int *err);
+
+/* For uv_spawn's UV_CREATE_PIPE: pushes a new stream of kind GLS_PIPE
+ * whose handle's uv_pipe_t is initialised (uv_pipe_init, no IPC) and
+ * returned in *pipe, for uv_process_options_t.stdio[i].data.stream.  The
+ * stream is GLS_CONNECTING (receive and send return "closed") until
+ * glS_pipeopened(s) once uv_spawn succeeded; if it failed, just close or
+ * drop the stream. */
+glS_stream *glS_newpipe(lua_State *L, uv_pipe_t **pipe);
+void glS_pipeopened(glS_stream *s);
+
+/* Closes s: lets go of its handle and fd, frees the buffer and wakes
+ * every greenthread parked on it with GL_ECLOSED ("closed"). */
+void glS_close(glS_stream *s);
+
+/* After a parked socket call: raises a pending interrupt, else pushes
+ * nil, "closed" if the socket was closed meanwhile or nil, "timeout" if
+ * rc says so, and returns 2; returns 0 when the call may go on. */
+int glS_parked(lua_State *L, glS_stream *s, int rc);
+/* }====== */
+
+/* {====== Transport (transport.c) ====== */
+
+/* The fd of s, whatever its state, or -1. */
+int glS_sockfd(glS_stream *s);
+
+/* Applies the options in `mask` of s to fd; returns 0 or a libuv error. */
+int glS_applyopts(glS_stream *s, int fd, unsigned mask);
+
+/* Whether s may start a connect (`isbind` 0) or a bind now: 0, or the
+ * error to return: UV_EOF ("closed"), UV_EALREADY (a connect or bind is
+ * under way), UV_EISCONN (connected), UV_EINVAL (listening; bound, for
+ * a bind).  A connect or bind that parks (name lookups, the connect
+ * itself) sets s->opening meanwhile, so that a second one, from another
+ * greenthread, fails instead of taking the socket over. */
+int glS_canopen(glS_stream *s, int isbind);
 
 /* Creates a non-blocking stream socket of `family` with s's options;
  * returns the fd or a negative libuv error. */
 int glS_socket(glS_stream *s, int family);
+
+/* Wraps the connected fd into a stream handle for s (uv_tcp_t for TCP,
+ * uv_pipe_t otherwise); returns 0 or a libuv error (fd is closed then).
+ * The caller sets s->state. */
+int glS_openstream(glS_stream *s, int fd);
+
+/* A new handle for s, not yet initialised for libuv (the caller runs
+ * uv_*_init on h->u), or NULL; and the way to let go of an initialised
+ * one (libuv's close callback frees it). */
+glS_handle *glS_newhandle(glS_stream *s);
+void glS_releasehandle(glS_handle *h);
 
 /* Connects s, FRESH or BOUND, with the stream fd `fd` (taken over even on
  * failure) to `sa` (TCP) or `path` (Unix), waiting up to `timeout` ns.
@@ -124,9 +235,127 @@ int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
 /* Listens on s (FRESH or BOUND; a fresh one gets an fd first).  Returns
  * 0 or a libuv error (UV_EBADF: closed). */
 int glS_listen(glS_stream *s, int backlog);
+
+/* Accepts a connection on the listening s into c, a fresh stream of the
+ * same kind, within s's read timeout (see stream_accept).  Returns 0 (c
+ * is then CONNECTED) or a libuv error: UV_ECANCELED when s was closed
+ * meanwhile, UV_ETIMEDOUT; *rc is the last park's status (a GL_EINTR is
+ * the caller's to raise, before anything else). */
+int glS_accept(glS_stream *s, glS_stream *c, int *rc);
+
+/* The raw write path.  A sender first takes the write turn (senders go
+ * one at a time, in order): glS_writeturn parks until it is its turn and
+ * returns GL_OK, or the park's status (GL_ETIMEDOUT, GL_EINTR, or
+ * GL_ECLOSED when s was closed).  It then writes with glS_write, and
+ * gives the turn to the next sender with glS_writedone (not after
+ * GL_ECLOSED). */
+int glS_writeturn(glS_stream *s, uint64_t deadline);
+void glS_writedone(glS_stream *s);
+
+/* Writes n bytes at p to the transport: uv_try_write, then the rest with
+ * uv_write in chunks, parking on each, until `deadline`.  Adds what went
+ * out to *sent and returns 0 or a libuv error (also made sticky in
+ * s->werr), with *rc the last park's status: GL_ETIMEDOUT or GL_EINTR
+ * leave the last chunk in flight, counted as sent, and set *inflight, so
+ * that the caller keeps p alive until the write ends (h->wbusy clears);
+ * GL_ECLOSED or s->state == GLS_CLOSED: s was closed. */
+int glS_write(glS_stream *s, const char *p, size_t n, uint64_t deadline,
+              size_t *sent, int *rc, int *inflight);
 /* }====== */
 
-/* {====== Helpers ====== */
+/* {====== The read buffer (reader.c) ====== */
+
+/* Bytes buffered, and where they start (never NULL). */
+static inline size_t glS_buffered(const glS_stream *s) {
+  return s->rend - s->rstart;
+}
+static inline const char *glS_bufdata(const glS_stream *s) {
+  return s->rbuf != NULL ? s->rbuf + s->rstart : "";
+}
+
+/* Drops the first n buffered bytes (n <= glS_buffered(s)).  A buffer
+ * that empties is freed, so an idle stream holds none; a large one left
+ * with little data shrinks. */
+void glS_consume(glS_stream *s, size_t n);
+
+/* Makes room for n more bytes at the end of the buffer (rbuf + rend);
+ * returns 0 or -1 (out of memory). */
+int glS_reserve(glS_stream *s, size_t n);
+
+/* Frees the buffer (closing). */
+void glS_freebuf(glS_stream *s);
+
+/* The first '\n' of the buffer, or NULL; scans only what it did not scan
+ * before, so a long line arriving in small pieces stays linear. */
+const char *glS_findnl(glS_stream *s);
+
+/* Whether the line at the start of the buffer is, or will be, longer
+ * than s->maxline (a '\r' before its '\n' not counted); `nl` is what
+ * glS_findnl returned. */
+int glS_overlong(const glS_stream *s, const char *nl);
+
+/* Starts and stops libuv reading into the buffer. */
+void glS_startreading(glS_stream *s);
+void glS_stopreading(glS_stream *s);
+
+/* Reads what the kernel holds now into the buffer, without parking. */
+void glS_readnow(glS_stream *s);
+
+/* Hands the buffer to the first parked receiver if it has what that
+ * receiver waits for; the receiver consumes before anyone else is served
+ * (s->rbusy). */
+void glS_kick(glS_stream *s);
+
+/* After a receive: serves the next receiver, and keeps reading unless the
+ * buffer is full enough with nobody waiting. */
+void glS_afterread(glS_stream *s);
+
+/* What a parked receiver waits for: a kind, and a count for GLS_RNUM
+ * and GLS_RANY, kept in its waiter (the kind as w->data, a tag in static
+ * memory; the count whole in w->n2; w->n is its place in line). */
+enum { GLS_RLINE, GLS_RALL, GLS_RNUM, GLS_RANY };
+void glS_setneed(gl_waiter *w, int kind, size_t n);
+int glS_needkind(const gl_waiter *w);
+size_t glS_needn(const gl_waiter *w);
+
+/* The default of "max-line". */
+#define GLS_MAXLINE (16 * 1024 * 1024)
+
+/* Reading the buffer directly, for parsers in C.  A C reader takes one
+ * turn among the stream's receivers (FIFO, as receive does):
+ *
+ *   rc = glS_fill(s, need, deadline);   parks until `need` bytes are in
+ *   ... parse glS_bufdata(s), glS_buffered(s); glS_consume(s, used) ...
+ *   glS_readdone(s);                    the next receiver's turn
+ *
+ * glS_fill returns GL_OK with the turn held when at least `need` bytes
+ * are buffered or the stream ended (s->eof) or failed (s->rerr: a libuv
+ * error; glS_buffered may then be less than need); call glS_readdone
+ * after consuming, before parking again.  Otherwise the turn is released
+ * already and it returns GL_ETIMEDOUT (`deadline`, a gl_clock_now value
+ * or UINT64_MAX, passed; nothing is consumed), GL_EINTR (raise it) or
+ * GL_ECLOSED (s was closed: its buffer is gone).  It keeps its C frames
+ * while parked (receive.c's wait is the one that gives the stack up). */
+int glS_fill(glS_stream *s, size_t need, uint64_t deadline);
+void glS_readdone(glS_stream *s);
+/* }====== */
+
+/* {====== Receive patterns (receive.c) ====== */
+
+/* Receives with pattern `kind` (GLS_RLINE, GLS_RALL, GLS_RNUM n bytes,
+ * GLS_RANY up to n) from the stream at index 1, after the prefix at
+ * index `prefix` (0: none), within the read timeout; returns what
+ * s:receive returns (data | nil, err, partial).  Use it as the return
+ * expression of a lua_CFunction: the wait may give the stack up. */
+int glS_receive(lua_State *L, glS_stream *s, int kind, size_t n,
+                int prefix);
+
+/* Pushes n bytes at p, after the prefix at stack index `prefix` (0:
+ * none). */
+void glS_pushdata(lua_State *L, const char *p, size_t n, int prefix);
+/* }====== */
+
+/* {====== Addresses, errors, arguments (address.c) ====== */
 
 /* A timeout argument of a socket: nil or negative means none
  * (UINT64_MAX), as in LuaSocket. */
@@ -140,6 +369,16 @@ int glS_fail(lua_State *L, int err);
 
 /* Checks a port argument (0..65535). */
 int glS_checkport(lua_State *L, int arg);
+
+/* Pushes the text form of an IPv4/IPv6 address (no port). */
+void glS_pushaddr(lua_State *L, const struct sockaddr *sa);
+
+/* Pushes host, port, family ("inet"/"inet6") or, for AF_UNIX, the path;
+ * returns how many. */
+int glS_pushsockaddr(lua_State *L, const struct sockaddr *sa);
+/* }====== */
+
+/* {====== Name lookups (resolve.c) ====== */
 
 /* Resolves `host` with uv_getaddrinfo (never blocking the hub), parking
  * in `q` (close wakes it) up to `timeout` ns; numeric addresses and "*"
@@ -155,32 +394,6 @@ int glS_resolve(const char *host, int port, int socktype,
 struct addrinfo *glS_getaddrinfo(const char *host, int socktype,
                                  gl_waitq *q, uint64_t timeout, int *rc,
                                  int *err);
-
-/* Pushes the text form of an IPv4/IPv6 address (no port). */
-void glS_pushaddr(lua_State *L, const struct sockaddr *sa);
-
-/* Pushes host, port, family ("inet"/"inet6") or, for AF_UNIX, the path;
- * returns how many. */
-int glS_pushsockaddr(lua_State *L, const struct sockaddr *sa);
-
-/* A buffer for reads whose data is copied out at once (one hub thread). */
-extern char glS_scratch[65536];
-
-/* The one-byte stress switch (GREENLUA_IO_ONEBYTE=1 in the environment):
- * every stream read and write moves at most one byte, so every call
- * parks (OpenResty's mockeagain).  Datagrams are left whole. */
-extern int glS_onebyte;
 /* }====== */
-
-/* After a parked socket call: raises a pending interrupt, else pushes
- * nil, "closed" if the socket was closed meanwhile or nil, "timeout" if
- * rc says so, and returns 2; returns 0 when the call may go on. */
-int glS_parked(lua_State *L, glS_stream *s, int rc);
-
-/* Makes the metatable of a stream socket kind: the shared stream methods
- * plus `methods`; then pushes the green.socket table, for the caller to
- * add its constructors to. */
-void glS_newstreamclass(lua_State *L, const char *tname,
-                        const luaL_Reg *methods);
 
 #endif
