@@ -9,14 +9,12 @@ local Group = require "green.group"
 local typename = Group._lib.typename
 
 local now, socket = green.now, green.socket
-local parseurl, formatrequest, reusable = core.parseurl, core.request,
-  core.reusable
-local responseparser, inflate = core.responseparser, core.inflate
+local parseurl, formatrequest = core.parseurl, core.request
+local clientconn, inflate = core.clientconn, core.inflate
 local type, tostring, tointeger, pairs, error = type, tostring,
   math.tointeger, pairs, error
 local format, lower, concat = string.format, string.lower, table.concat
 
-local READ_SIZE = 65536
 local MAX_IDLE = 32           -- idle connections kept per scheme, host, port
 local MAX_HEADER = 80 * 1024  -- of a response head
 local DEFAULT_TIMEOUT = 30
@@ -36,7 +34,7 @@ local function takeconn(key)
     if n == 0 then return nil end
     local c = list[n]
     list[n] = nil
-    if reusable(c.sock) then return c end
+    if c.conn:reusable() then return c end
     c.sock:close()
   end
 end
@@ -61,9 +59,9 @@ local function remaining(deadline)
   return left
 end
 
--- A new connection to host:port within the deadline: {sock, p} or nil,
--- err.  For https the TLS handshake is the socket's (sslhandshake, from
--- the TLS layer); without it, https is not available.
+-- A new connection to host:port within the deadline: {sock, conn} or
+-- nil, err.  For https the TLS handshake is the socket's (sslhandshake,
+-- from the TLS layer); without it, https is not available.
 local function connect(scheme, host, port, deadline, opts)
   local left = remaining(deadline)
   if not left then return nil, "timeout" end
@@ -87,37 +85,16 @@ local function connect(scheme, host, port, deadline, opts)
       return nil, herr
     end
   end
-  return {sock = sock, p = responseparser(MAX_HEADER, opts.max_body)}
+  return {sock = sock, conn = clientconn(sock, MAX_HEADER, opts.max_body)}
 end
 -- }======
 
 -- {====== One exchange ======
 
--- Reads with step (p.head, with `arg` nobody, or p.body) until it has
--- an answer.  Returns step's results, or nil, err, got (whether any byte
--- came).
-local function readuntil(c, step, deadline, arg, got)
-  local sock, p = c.sock, c.p
-  local r, status, msg = step(p, nil, arg)
-  while r == false do
-    local left = remaining(deadline)
-    if not left then return nil, "timeout", got end
-    sock:settimeout(left)
-    local data, err = sock:receiveany(READ_SIZE)
-    if not data then
-      if err == "closed" and step == p.body then
-        return step(p, nil, true)  -- a body read until the close
-      end
-      return nil, err, got
-    end
-    got = true
-    r, status, msg = step(p, data, arg)
-  end
-  if r == nil then
-    if status == 0 then return nil, msg, got end
-    return nil, "invalid response (" .. msg .. ")", got
-  end
-  return r, status, msg
+-- The error of a failed read: a bad message, or the stream's.
+local function readerror(status, msg)
+  if type(status) == "number" then return "invalid response (" .. msg .. ")" end
+  return status
 end
 
 -- Sends the request bytes on connection c and reads the response.
@@ -125,17 +102,20 @@ end
 -- before any byte of the response came (a reused connection the server
 -- closed meanwhile).
 local function roundtrip(c, bytes, nobody, deadline, opts)
+  local sock, conn = c.sock, c.conn
   local left = remaining(deadline)
   if not left then return nil, "timeout" end
-  c.sock:settimeout(left)
-  local ok, err = c.sock:send(bytes)
+  sock:settimeout(left)
+  local ok, err = sock:send(bytes)
   if not ok then return nil, err, err ~= "timeout" end
-  local head, body, got
+  local head, body, msg
   repeat  -- 1xx answers come before the response: skipped
-    head, err, got = readuntil(c, c.p.head, deadline, nobody, got)
-    if not head then return nil, err, not got and err ~= "timeout" end
-    body, err = readuntil(c, c.p.body, deadline, nil, true)
-    if not body then return nil, err end
+    head, err, msg = conn:readhead(false, remaining(deadline) or 0, nobody)
+    if not head then
+      return nil, readerror(err, msg), err ~= "timeout" and not conn:seen()
+    end
+    body, err, msg = conn:readbody(remaining(deadline) or 0)
+    if not body then return nil, readerror(err, msg) end
   until head.status >= 200 or head.status == 101
   local coding = head.headers["content-encoding"]
   if coding and #body > 0 then
@@ -184,12 +164,7 @@ local function exchange(url, method, headers, body, deadline, opts)
     end
     local res, rerr, retry = roundtrip(c, bytes, nobody, deadline, opts)
     if res then
-      local keep, upgrade = c.p:keepalive()
-      if keep and not upgrade and c.p:buffered() == 0 then
-        giveconn(key, c)
-      else
-        c.sock:close()
-      end
+      if c.conn:reusable() then giveconn(key, c) else c.sock:close() end
       return res
     end
     c.sock:close()

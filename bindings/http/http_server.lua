@@ -10,8 +10,8 @@ local lib = Group._lib
 local typename, iscallable, checkself = lib.typename, lib.iscallable,
   lib.checkself
 
-local now, GreenletExit = green.now, green.GreenletExit
-local requestparser, response, chunk = core.requestparser, core.response,
+local GreenletExit = green.GreenletExit
+local serverconn, response, chunk = core.serverconn, core.response,
   core.chunk
 local type, tostring, tonumber, tointeger, pairs = type, tostring,
   tonumber, math.tointeger, pairs
@@ -19,7 +19,6 @@ local setmetatable, getmetatable, error, xpcall, pcall = setmetatable,
   getmetatable, error, xpcall, pcall
 local traceback, lower, format = debug.traceback, string.lower, string.format
 
-local READ_SIZE = 65536
 local DEFAULTS = {
   max_header = 8 * 1024, max_body = 1024 * 1024,
   header_timeout = 10, keepalive_timeout = 60, send_timeout = 60,
@@ -30,27 +29,15 @@ local DEFAULTS = {
 local Request = {__name = "green.http.request"}
 Request.__index = Request
 
--- Reads more bytes for the parser of connection c into `step` (p:head
--- or p:body), with `timeout`; returns step's results, or nil, err when
--- the socket fails ("closed", "timeout").
-local function readmore(c, step, timeout)
-  local sock = c.sock
-  sock:settimeout(timeout)
-  local data, err = sock:receiveany(READ_SIZE)
-  if not data then return nil, err end
-  return step(c.p, data)
-end
-
 -- Sends a response of its own for `status` ("400 Bad Request" as text)
 -- and marks the connection to close after it.
-local function senderror(c, status, msg)
+local function senderror(c, status)
   c.close, c.headsent = true, true
   local reason = core.reason(status) or "Error"
-  local ok, out = pcall(response, c.p, status,
+  local ok, out = pcall(response, c.conn, status,
     {["Content-Type"] = "text/plain"}, format("%d %s\n", status, reason),
     true)
   if ok then c.sock:send(out) end
-  return msg
 end
 
 -- req:body() -> the whole body as a string (chunked or not), or nil,
@@ -63,22 +50,19 @@ function Request:body()
   if b then return b end
   local c = self._c
   if c == nil or c.req ~= self then return nil, "closed" end
-  local p = c.p
-  if p:continue() and not c.headsent then
+  local conn = c.conn
+  if conn:continue() and not c.headsent then
     local ok, err = c.sock:send("HTTP/1.1 100 Continue\r\n\r\n")
     if not ok then
       c.close = true
       return nil, err
     end
   end
-  local body, status, msg = p:body()
-  while body == false do
-    body, status, msg = readmore(c, p.body, c.srv._header_timeout)
-  end
+  local body, status, msg = conn:readbody()
   if body == nil then
     c.close = true
     if status == 413 and not c.headsent then senderror(c, 413) end
-    return nil, type(status) == "string" and status or msg
+    return nil, type(status) == "number" and msg or status
   end
   self._body = body
   return body
@@ -171,7 +155,7 @@ end
 local function streamhead(res)
   local c = res._c
   local headers = res._headers
-  local out, keepalive, mode = response(c.p, res._status or 200, headers,
+  local out, keepalive, mode = response(c.conn, res._status or 200, headers,
     false, c.srv._stopping or c.close)
   res._headsent, c.headsent, c.keepalive, res._mode = true, true, keepalive,
     mode
@@ -235,8 +219,8 @@ function Response:finish(data)
   if self._finished then return nil, "finished" end
   if c.req ~= self._req then return nil, "closed" end
   if not self._headsent then
-    local out, keepalive, _, rest = response(c.p, self._status or 200,
-      self._headers, data or "", c.srv._stopping or c.close)
+    local out, keepalive, rest = response(c.conn, self._status or 200,
+      self._headers, data, c.srv._stopping or c.close)
     self._headsent, self._finished, c.headsent = true, true, true
     c.keepalive = keepalive
     local ok, err = send(c, out)
@@ -251,49 +235,49 @@ function Response:finish(data)
   return ok, err
 end
 
--- res:hijack() -> sock, buffered: hands the connection over (to another
--- protocol: WebSocket) with the bytes read past the request; the server
--- then writes nothing more on it and closes it when the handler returns.
+-- res:hijack() -> sock: hands the connection over (to another protocol:
+-- WebSocket); bytes the client sent past the request wait in the
+-- socket.  The server then writes nothing more on it, and closes it when
+-- the handler returns.
 function Response:hijack()
   local c = checkres(self, "hijack")
   if self._headsent then error("the head of the response was sent", 2) end
   self._headsent, self._finished, c.headsent = true, true, true
   c.close = true
-  return c.sock, c.p:take()
+  return c.sock
 end
 
 -- After the handler: sends what it returned (status, headers, body), or
--- ends what it started with res.  body: a string, or a function called
--- for each piece until it returns nil.
+-- ends what it started with res.  A string body (or none) goes out in
+-- one write with its head; a function is called for each piece of the
+-- body until it returns nil.
 local function finish(c, res, status, headers, body)
-  if res._headsent then
+  if c.headsent then
     if not res._finished then res:finish() end
     return
   end
-  if status ~= nil then res._status = status end
-  res._headers = mergeheaders(res, headers)
-  local t = type(body)
-  if t == "function" then
-    while true do
-      local piece = body()
-      if piece == nil then break end
-      local ok = res:write(piece)
-      if not ok then return end
+  if res._headers then headers = mergeheaders(res, headers) end
+  local out, keepalive, rest = response(c.conn, status or res._status or 200,
+    headers, body, c.srv._stopping or c.close)
+  if out then
+    c.headsent, c.keepalive = true, keepalive
+    local sock = c.sock
+    if not sock:send(out) or (rest and not sock:send(rest)) then
+      c.close = true
     end
-    res:finish()
     return
   end
-  if body ~= nil and t ~= "string" then
-    if t ~= "number" then
-      error(format("the handler returned a %s as body", typename(body)), 0)
-    end
-    body = tostring(body)
+  if type(body) ~= "function" then
+    error(format("the handler returned a %s as body", typename(body)), 0)
   end
-  local out, keepalive, _, rest = response(c.p, res._status or 200,
-    res._headers, body or "", c.srv._stopping or c.close)
-  res._finished, res._headsent, c.headsent = true, true, true
-  c.keepalive = keepalive
-  if send(c, out) and rest then send(c, rest) end
+  if status ~= nil then res._status = status end
+  res._headers = headers or res._headers
+  while true do
+    local piece = body()
+    if piece == nil then break end
+    if not res:write(piece) then return end
+  end
+  res:finish()
 end
 -- }======
 
@@ -311,89 +295,54 @@ local function exchange(srv, c, req, res)
   return finish(c, res, srv._app(req, res))
 end
 
-local connmeta = {__close = function(c) c.srv._conns[c] = nil end}
-
--- Reads the next request head, waiting as long as the connection may:
--- keepalive_timeout while nothing of it came (idle), else until the
--- head's deadline (header_timeout from the accept or from the first
--- byte of the head).  Returns the request, or nil once the connection
--- is to close (after answering a bad request).
-local function nextrequest(srv, c, first)
-  local p = c.p
-  local req, status, msg = p:head()
-  local deadline = first and c.accepted + srv._header_timeout or nil
-  while req == false do
-    local wait
-    if deadline == nil and p:buffered() == 0 then
-      if srv._stopping then return nil end
-      c.idle = true
-      wait = srv._keepalive_timeout
-    else
-      deadline = deadline or now() + srv._header_timeout
-      wait = deadline - now()
-      if wait <= 0 then wait = 0 end
-    end
-    req, status, msg = readmore(c, p.head, wait)
-    c.idle = false
-    if req == nil and status == "timeout" and p:buffered() > 0 then
-      senderror(c, 408)
-    end
-    deadline = deadline or now() + srv._header_timeout
-  end
-  if req == nil then
-    if type(status) == "number" then senderror(c, status, msg) end
-    return nil
-  end
-  return req
-end
-
--- The rest of a body the handler did not read, drained (up to max_body)
--- so that the next request can be read; false if it cannot be.
-local function drain(srv, c)
-  local p = c.p
-  if p:state() ~= "body" then return true end
-  p:skipbody()
-  local done, err = p:body()
-  while done == false do
-    done, err = readmore(c, p.body, srv._header_timeout)
-  end
-  return done ~= nil and err == nil
-end
-
-local function logerror(c, req, err)
+local function logerror(req, err)
   io.stderr:write(format("greenlua: http handler error (%s %s from %s:%s):"
     .. "\n%s\n", req.method, req.target, tostring(req.remote_addr),
     tostring(req.remote_port), err))
   io.stderr:flush()
 end
 
--- The body of a connection's greenthread: request after request.
+local connmeta = {__close = function(c) c.srv._conns[c] = nil end}
+
+-- The body of a connection's greenthread: request after request.  The
+-- connection (conn.c) reads each head straight from the socket's buffer,
+-- waiting keepalive_timeout for a new request (giving its stack up) and
+-- header_timeout for the rest of one, and drains a body the handler left
+-- unread; its answers to bad requests are sent here.  What the requests
+-- of the connection share (the peer's address, the connection, the
+-- methods) is in their metatable's __index, so that each request table
+-- holds only its own six fields.
 local function serve(srv, sock, host, port)
-  local c = setmetatable({sock = sock, srv = srv, accepted = now(),
-                          close = false}, connmeta)
-  c.p = requestparser(srv._max_header, srv._max_body, Request, c, host,
-                      port)
+  local c = setmetatable({sock = sock, srv = srv, close = false,
+                          headsent = false, keepalive = false, req = false},
+                         connmeta)
+  local shared = setmetatable({remote_addr = host, remote_port = port,
+                               _c = c}, Request)
+  local conn = serverconn(sock, srv._max_header, srv._max_body,
+    srv._header_timeout, srv._keepalive_timeout,
+    {__index = shared, __name = "green.http.request"})
+  c.conn = conn
   srv._conns[c] = true
   local _ <close> = c
   sock:settimeouts(nil, srv._send_timeout, nil)
-  local first = true
   while true do
-    local req = nextrequest(srv, c, first)
-    if not req then return end
-    first = false
-    c.req, c.headsent, c.keepalive = req, false, false
+    local req, status = conn:readhead(srv._stopping)
+    if not req then
+      if type(status) == "number" then senderror(c, status) end
+      return
+    end
+    c.req, c.headsent = req, false
     local res = setmetatable({_c = c, _req = req}, Response)
     local ok, err = xpcall(exchange, onerror, srv, c, req, res)
-    c.req = nil
+    c.req = false
     if not ok then
       if err == GreenletExit then error(err, 0) end
-      logerror(c, req, err[1])
-      if res._headsent then return end
+      logerror(req, err[1])
+      if c.headsent then return end
       senderror(c, 500)
       return
     end
     if c.close or not c.keepalive then return end
-    if not drain(srv, c) then return end
   end
 end
 -- }======
@@ -420,7 +369,7 @@ function HTTPServer:stop(timeout)
   checkself(self, HTTPServer, "stop")
   self._stopping = true
   for c in pairs(self._conns) do
-    if c.idle then c.sock:close() end
+    if c.conn:idle() then c.sock:close() end
   end
   return StreamServer.stop(self, timeout)
 end

@@ -207,30 +207,48 @@ static void putheaders(lua_State *L, int idx, seen *sn) {
 
 /* {====== Responses ====== */
 
-/* core.response(p, status, headers, body, close) -> bytes, keepalive,
- * mode, [rest].  The response to the last request of parser p: the
- * status line, `headers` (a table or nil), Date, and the framing of
- * `body`: a string (content-length; sent after the head unless the
- * request was HEAD or the status has no body; a large one comes back
- * apart as `rest`), or false for a body written later in pieces.  `mode`
- * says how those pieces go: "chunked", "length" (the handler set
- * content-length), "close" (an HTTP/1.0 client: until the close) or
- * "none" (HEAD, 1xx, 204, 304: no body).  keepalive is false when the
- * connection must close after it: the client or the handler said close,
- * `close` was true, the body ends with the connection, or the request's
- * body was never asked for (expect: 100-continue) or belongs to another
- * protocol (upgrade). */
+/* core.response(conn, status, headers, body, close) -> bytes, keepalive,
+ * [rest] | bytes, keepalive, mode | nothing.  The response to the last
+ * request read by conn (a connection or a parser): the status line,
+ * `headers` (a table or nil), Date, and the framing of `body`:
+ * - a string (or a number, or nil for none): the whole response, with
+ *   content-length; the body follows the head unless the request was
+ *   HEAD or the status has none; a large one comes back apart, as
+ *   `rest`, to be sent after `bytes` rather than copied;
+ * - false: only the head, for a body written later in pieces; `mode` says
+ *   how they go: "chunked", "length" (the handler set content-length),
+ *   "close" (an HTTP/1.0 client: until the close) or "none" (HEAD, 1xx,
+ *   204, 304: no body);
+ * - anything else: nothing is made, and nothing returned.
+ * keepalive is false when the connection must close after it: the client
+ * or the handler said close, `close` was true, the body ends with the
+ * connection, or the request's body was never asked for (expect:
+ * 100-continue) or belongs to another protocol (upgrade). */
 static int core_response(lua_State *L) {
   glH_info info;
+  glH_parser *p = glH_toparser(L, 1);
   lua_Integer status = luaL_checkinteger(L, 2);
   size_t blen = 0;
-  const char *body = NULL, *mode, *reason;
-  int keepalive, nobody, force = lua_toboolean(L, 5);
+  const char *body = "", *mode, *reason;
+  int keepalive, nobody, force = lua_toboolean(L, 5), streamed = 0;
   seen sn;
-  glH_checkinfo(L, 1, &info);
+  switch (lua_type(L, 4)) {
+    case LUA_TSTRING: case LUA_TNUMBER:
+      body = lua_tolstring(L, 4, &blen);
+      break;
+    case LUA_TNIL: case LUA_TNONE:
+      break;
+    case LUA_TBOOLEAN:
+      if (!lua_toboolean(L, 4)) {
+        streamed = 1;
+        break;
+      }
+      /* fall through */
+    default:
+      return 0;
+  }
+  glH_getinfo(p, &info);
   luaL_argcheck(L, status >= 100 && status <= 999, 2, "status out of range");
-  if (lua_type(L, 4) == LUA_TSTRING) body = lua_tolstring(L, 4, &blen);
-  else if (lua_toboolean(L, 4)) luaL_argerror(L, 4, "string or false expected");
   olen = 0;
   PUTLIT(L, "HTTP/1.1 ");
   putuint(L, (uint64_t)status, 10);
@@ -244,8 +262,8 @@ static int core_response(lua_State *L) {
   keepalive = info.keepalive && !force && !sn.close && !info.upgrade &&
               !(info.expect && info.bodyleft);
   nobody = status < 200 || status == 204 || status == 304;
-  if (body != NULL) {
-    mode = "length";
+  if (!streamed) {
+    mode = NULL;
     if (!nobody) {
       if (!sn.length) {
         PUTLIT(L, "Content-Length: ");
@@ -281,12 +299,15 @@ static int core_response(lua_State *L) {
   if (blen > 0 && blen <= INLINE_BODY) put(L, body, blen);
   pushout(L);
   lua_pushboolean(L, keepalive);
-  lua_pushstring(L, mode);
+  if (mode != NULL) {
+    lua_pushstring(L, mode);
+    return 3;
+  }
   if (blen > INLINE_BODY) {
     lua_pushvalue(L, 4);
-    return 4;
+    return 3;
   }
-  return 3;
+  return 2;
 }
 
 /* core.chunk(data) -> data framed as one chunk of a chunked body ("" for
