@@ -10,7 +10,7 @@ local lib = Group._lib
 local typename, iscallable, checkself = lib.typename, lib.iscallable,
   lib.checkself
 
-local GreenletExit = green.GreenletExit
+local GreenletExit, now = green.GreenletExit, green.now
 local serverconn, response, chunk = core.serverconn, core.response,
   core.chunk
 local type, tostring, tonumber, tointeger, pairs = type, tostring,
@@ -19,6 +19,8 @@ local setmetatable, getmetatable, error, xpcall, pcall = setmetatable,
   getmetatable, error, xpcall, pcall
 local traceback, lower, format = debug.traceback, string.lower, string.format
 
+local LINGER_TIME = 2          -- seconds a closing connection drains
+local LINGER_BYTES = 1 << 20   -- ... and at most this much
 local DEFAULTS = {
   max_header = 8 * 1024, max_body = 1024 * 1024,
   header_timeout = 10, keepalive_timeout = 60, send_timeout = 60,
@@ -29,22 +31,47 @@ local DEFAULTS = {
 local Request = {__name = "green.http.request"}
 Request.__index = Request
 
--- Sends a response of its own for `status` ("400 Bad Request" as text)
--- and marks the connection to close after it.
-local function senderror(c, status)
-  c.close, c.headsent = true, true
+-- Before closing a connection whose client may still be sending (a
+-- body not read, a request refused): stops sending, then reads and drops
+-- what comes for a while, so that the kernel does not answer those bytes
+-- with a reset that could destroy the response on its way (nginx's
+-- lingering close).
+local function linger(sock)
+  if not sock:shutdown("send") then return end
+  local deadline, got = now() + LINGER_TIME, 0
+  while got < LINGER_BYTES do
+    local left = deadline - now()
+    if left <= 0 then break end
+    sock:settimeout(left)
+    local data = sock:receiveany(65536)
+    if not data then break end
+    got = got + #data
+  end
+end
+
+-- Sends a response of its own for `status` ("400 Bad Request" as text);
+-- the connection then closes, unless `keep` (a 500 for a handler error
+-- leaves a well-framed connection usable).
+local function senderror(c, status, keep)
+  c.close, c.headsent = not keep, true
   local reason = core.reason(status) or "Error"
-  local ok, out = pcall(response, c.conn, status,
+  local ok, out, keepalive = pcall(response, c.conn, status,
     {["Content-Type"] = "text/plain"}, format("%d %s\n", status, reason),
-    true)
-  if ok then c.sock:send(out) end
+    not keep)
+  c.keepalive = ok and keepalive
+  if not ok or not c.sock:send(out) then
+    c.close = true
+  elseif c.close then
+    c.linger = true
+  end
 end
 
 -- req:body() -> the whole body as a string (chunked or not), or nil,
 -- err.  A second call returns the same string.  An `expect:
 -- 100-continue` is answered here, at the first call.  A body over
--- max_body is answered with 413 at once (what the handler sends after is
--- dropped) and the connection closes.
+-- max_body is answered with 413 at once, a malformed one (a bad chunk)
+-- with 400 (what the handler sends after is dropped) and the connection
+-- closes.
 function Request:body()
   local b = self._body
   if b then return b end
@@ -61,7 +88,9 @@ function Request:body()
   local body, status, msg = conn:readbody()
   if body == nil then
     c.close = true
-    if status == 413 and not c.headsent then senderror(c, 413) end
+    if type(status) == "number" and status > 0 and not c.headsent then
+      senderror(c, status)
+    end
     return nil, type(status) == "number" and msg or status
   end
   self._body = body
@@ -191,7 +220,9 @@ function Response:write(data)
   local c = checkres(self, "write")
   data = checkdata(data, "write")
   if self._finished then return nil, "finished" end
-  if c.req ~= self._req then return nil, "closed" end
+  if c.req ~= self._req or (c.headsent and not self._headsent) then
+    return nil, "closed"  -- over, or answered by the server (400, 413)
+  end
   local head = self._headsent and "" or streamhead(self)
   local mode = self._mode
   if mode == "none" or #data == 0 then
@@ -217,7 +248,9 @@ function Response:finish(data)
   local c = checkres(self, "finish")
   if data ~= nil then data = checkdata(data, "finish") end
   if self._finished then return nil, "finished" end
-  if c.req ~= self._req then return nil, "closed" end
+  if c.req ~= self._req or (c.headsent and not self._headsent) then
+    return nil, "closed"
+  end
   if not self._headsent then
     local out, keepalive, rest = response(c.conn, self._status or 200,
       self._headers, data, c.srv._stopping or c.close)
@@ -253,7 +286,7 @@ end
 -- body until it returns nil.
 local function finish(c, res, status, headers, body)
   if c.headsent then
-    if not res._finished then res:finish() end
+    if res._headsent and not res._finished then res:finish() end
     return
   end
   if res._headers then headers = mergeheaders(res, headers) end
@@ -314,8 +347,8 @@ local connmeta = {__close = function(c) c.srv._conns[c] = nil end}
 -- holds only its own six fields.
 local function serve(srv, sock, host, port)
   local c = setmetatable({sock = sock, srv = srv, close = false,
-                          headsent = false, keepalive = false, req = false},
-                         connmeta)
+                          headsent = false, keepalive = false, req = false,
+                          linger = false}, connmeta)
   local shared = setmetatable({remote_addr = host, remote_port = port,
                                _c = c}, Request)
   local conn = serverconn(sock, srv._max_header, srv._max_body,
@@ -328,7 +361,10 @@ local function serve(srv, sock, host, port)
   while true do
     local req, status = conn:readhead(srv._stopping)
     if not req then
-      if type(status) == "number" then senderror(c, status) end
+      if type(status) == "number" then
+        senderror(c, status)
+        linger(sock)
+      end
       return
     end
     c.req, c.headsent = req, false
@@ -339,10 +375,12 @@ local function serve(srv, sock, host, port)
       if err == GreenletExit then error(err, 0) end
       logerror(req, err[1])
       if c.headsent then return end
-      senderror(c, 500)
+      senderror(c, 500, true)
+    end
+    if c.close or not c.keepalive then
+      if c.linger or conn:state() == "body" then linger(sock) end
       return
     end
-    if c.close or not c.keepalive then return end
   end
 end
 -- }======
