@@ -114,13 +114,15 @@ end
 -- Ends the command (its whole process group) and removes its files;
 -- returns stdout and stderr.
 function Bg:kill()
-  local _, _, status
-  if not self:done() then
-    os.execute(("kill -TERM -%d 2>/dev/null"):format(self.pid))
-    _, _, status = self:wait(5)
-    if not status then
-      os.execute(("kill -KILL -%d 2>/dev/null"):format(self.pid))
+  local status = self:done()
+  if not status then
+    local group = ("-%d 2>/dev/null"):format(self.pid)
+    os.execute("kill -TERM " .. group)
+    local deadline = self.green.now() + 5
+    while os.execute("kill -0 " .. group) and self.green.now() < deadline do
+      self.green.sleep(0.005)
     end
+    os.execute("kill -KILL " .. group)
   end
   local out, err = self:output(), self:errors()
   os.remove(self.out); os.remove(self.err); os.remove(self.status)

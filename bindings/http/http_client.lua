@@ -93,6 +93,7 @@ end
 
 -- The error of a failed read: a bad message, or the stream's.
 local function readerror(status, msg)
+  if status == 0 then return msg end  -- the stream ended too early
   if type(status) == "number" then return "invalid response (" .. msg .. ")" end
   return status
 end
