@@ -135,7 +135,9 @@ int gl_green_pushresults(lua_State *L, gl_green *g, int idx) {
 
 /* {====== Interrupts ====== */
 
-/* Pushes the value the pending interrupt of g raises, and consumes it. */
+/* Pushes the value the first pending interrupt of g raises, and takes it
+ * (hub.h, rule 2).  The caller saw GL_EINTR, and nothing ran since: one
+ * is pending. */
 static void pushpending(lua_State *L, gl_green *g) {
   gl_intr *cause = gl_hub_take_interrupt(&g->task);
   GL_ASSERT(cause != NULL);
@@ -168,7 +170,7 @@ void gl_green_setcause(lua_State *L, gl_intr *cause, int idx) {
 }
 
 void gl_green_interrupt(lua_State *L, gl_green *g, gl_intr *cause, int idx) {
-  if (g->ended || (g->task.intr != NULL && g->task.intr != cause)) return;
+  if (g->ended || gl_cause_pending(cause)) return;
   gl_green_setcause(L, cause, idx);
   gl_hub_interrupt(&g->task, cause);
 }
@@ -255,11 +257,13 @@ static void finish(gl_green *g, int status) {
     lua_setiuservalue(L, 1, UV_BODY);
   }
   g->ended = 1;
-  if (g->task.intr != NULL) {  /* arrived after the last blocking call */
+  /* Causes that came after the last blocking call: the Timeouts g started
+   * are cancelled by the end hook; a kill has nothing left to stop. */
+  if (gl_green_end_hook != NULL) gl_green_end_hook(L, g);
+  while (gl_hub_pending(&g->task)) {
     pushpending(L, g);
     lua_pop(L, 1);
   }
-  if (gl_green_end_hook != NULL) gl_green_end_hook(L, g);
   gl_waitq_wake_all(&g->joiners, GL_OK);
   gl_green_push(L, g);
   if (gl_green_getextra(L, -1, GL_GREEN_LINKS) == LUA_TTABLE) {
@@ -367,7 +371,7 @@ static void run(gl_task *t) {
     lua_pushthread(L);
     lua_setiuservalue(L, 1, UV_BODY);  /* anchored by g while it runs */
     lua_pop(hubL, 1);
-    if (t->intr != NULL) {  /* killed before it started: fn never runs */
+    if (gl_hub_pending(t)) {  /* killed before it started: fn never runs */
       lua_settop(L, 1);
       pushpending(L, g);
       finish(g, LUA_ERRRUN);
@@ -575,9 +579,9 @@ void gl_runtime_open(lua_State *L) {
 }
 
 void gl_runtime_wait(lua_State *L) {
-  GL_UNUSED(L);
   GL_ASSERT(gl_green_current() == maing);
   maing->ended = 1;  /* for the deadlock report: main only waits */
+  if (gl_green_end_hook != NULL) gl_green_end_hook(L, maing);
   gl_waitq_wake_all(&maing->joiners, GL_OK);
   gl_hub_wait_others();
 }

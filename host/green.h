@@ -10,15 +10,13 @@
 #include "hub.h"
 #include "waitq.h"
 
-/* What an interrupt raises: kinds of gl_intr, the header of every cause
- * passed to gl_hub_interrupt by the Lua side. */
-typedef struct gl_intr {
-  int kind;   /* GL_INTR_KILL or GL_INTR_TIMEOUT */
-  int ref;    /* GL_INTR_TIMEOUT: registry anchor of the Timeout, or
-                 LUA_NOREF */
-} gl_intr;
+/* An interrupt of the Lua side: a hub cause (hub.h, where the rules of
+ * delivery are), whose Lua value green.c keeps until it is raised or
+ * forgotten.  kind: GL_INTR_KILL or GL_INTR_TIMEOUT; ref: for a Timeout,
+ * the registry anchor that keeps it alive while started, or LUA_NOREF. */
+typedef gl_cause gl_intr;
 
-enum { GL_INTR_KILL = 1, GL_INTR_TIMEOUT = 2 };
+enum { GL_INTR_KILL = GL_CAUSE_KILL, GL_INTR_TIMEOUT = GL_CAUSE_TIMEOUT };
 
 typedef struct gl_green {
   gl_task task;
@@ -123,7 +121,8 @@ int gl_green_again(gl_waitq *q, uint64_t timeout_ns);
 int gl_green_raise(lua_State *L);
 
 /* Records the value at `idx` as what `cause` raises, then interrupts g
- * with it. */
+ * with it; does nothing if g ended or the cause is pending already (a
+ * second kill before the first was raised keeps the first's value). */
 void gl_green_interrupt(lua_State *L, gl_green *g, gl_intr *cause, int idx);
 
 /* Records the value at `idx` as what `cause` raises, without interrupting

@@ -348,7 +348,10 @@ static void activate(gl_task *t) {
   }
 }
 
+static int settle(gl_task *t);
+
 static void runtask(gl_task *t) {
+  if (!settle(t)) return;  /* woken spuriously: parked again */
   if (!t->started) {
     if (t->state != GL_TASK_NEW) H.unwound--;  /* back after unwinding */
     start(t);
@@ -408,38 +411,48 @@ const char *gl_wait_name(int kind) {
   return kind >= 0 && kind < GL_WAIT_NKINDS ? names[kind] : "unknown";
 }
 
-static void on_park_timeout(gl_timer *tm) {
-  gl_hub_wake(gl_container_of(tm, gl_waiter, timer), GL_ETIMEDOUT);
-}
+/* {====== Interrupts: the rules are in hub.h ======
+ * A task's pending causes form a ring through the causes themselves,
+ * ordered by kind (kills first), in arrival order within a kind; the task
+ * points at the first.  A park kicked by a cause keeps its waiter linked
+ * and its timer running, with the status WAITING that no waker writes,
+ * until settle() decides, just before the task would run, how the park
+ * ends: with a waker's status, with GL_EINTR, or (nothing pending any
+ * more) not at all. */
 
-int gl_hub_park(gl_waiter *w, uint64_t timeout_ns) {
-  gl_task *t = H.current;
-  GL_ASSERT(t != NULL);  /* the hub itself never parks */
-  w->task = t;
-  w->timer.slot = 0;
-  if (t->intr != NULL) return GL_EINTR;
-  w->status = GL_OK;
-  if (timeout_ns != UINT64_MAX) {
-    uint64_t now = gl_clock_now();
-    uint64_t due = timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1
-                                                 : now + timeout_ns;
-    w->timer.cb = on_park_timeout;
-    gl_timer_start(&w->timer, due);
+#define WAITING (-1)  /* a waiter's status until a waker writes one */
+
+static void cause_insert(gl_task *t, gl_cause *c) {
+  gl_cause *head = t->pending, *at = head;
+  if (head == NULL) {
+    c->prev = c->next = c;
+    t->pending = c;
+    return;
   }
-  t->waiter = w;
-  t->state = GL_TASK_PARKED;
-  tohub(t, 0);
-  if (t->unwinding) return GL_EUNWIND;  /* still parked on w */
-  return w->status;
+  do {  /* before the first of a later kind, else at the tail */
+    if (at->kind > c->kind) break;
+    at = at->next;
+  } while (at != head);
+  c->next = at;
+  c->prev = at->prev;
+  at->prev->next = c;
+  at->prev = c;
+  if (at == head && head->kind > c->kind) t->pending = c;
 }
 
-void gl_hub_wake(gl_waiter *w, int status) {
-  gl_task *t = w->task;
-  gl_waitq_remove(w);
-  gl_timer_stop(&w->timer);
-  if (t == NULL || t->state != GL_TASK_PARKED || t->waiter != w) return;
-  w->status = status;
-  t->waiter = NULL;
+static void cause_remove(gl_task *t, gl_cause *c) {
+  if (c->next == c) {
+    t->pending = NULL;
+  } else {
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    if (t->pending == c) t->pending = c->next;
+  }
+  c->prev = c->next = NULL;
+}
+
+/* Makes a parked task ready; it stays on its waiter until settle(). */
+static void schedule(gl_task *t) {
   t->state = GL_TASK_READY;
   if (H.current != NULL) {
     push(t);
@@ -455,14 +468,91 @@ void gl_hub_wake(gl_waiter *w, int status) {
   }
 }
 
+void gl_hub_interrupt(gl_task *t, gl_cause *c) {
+  GL_ASSERT(c != NULL);
+  if (t->state == GL_TASK_DEAD || c->next != NULL) return;  /* rule 1 */
+  cause_insert(t, c);
+  if (t->state == GL_TASK_PARKED) schedule(t);  /* a kick (rule 3) */
+}
+
+gl_cause *gl_hub_take_interrupt(gl_task *t) {
+  gl_cause *c = t->pending;
+  if (c != NULL) cause_remove(t, c);
+  return c;
+}
+
+int gl_hub_cancel(gl_task *t, gl_cause *c) {
+  if (c->next == NULL) return 0;
+  cause_remove(t, c);
+  return 1;
+}
+
+/* Decides how the park of a task woken from it ends, before the task
+ * runs (and before its frames come back to a shared stack: its waiter
+ * may be among the saved copy, where relocate() repointed it).  Returns
+ * 0 for a spurious wake, the task parked again as it was (rule 4). */
+static int settle(gl_task *t) {
+  gl_waiter *w = t->waiter;
+  if (w == NULL) return 1;  /* not from a park */
+  if (w->status == WAITING) {  /* kicked, and no waker since */
+    if (t->pending == NULL) {
+      t->state = GL_TASK_PARKED;
+      return 0;
+    }
+    gl_waitq_remove(w);
+    gl_timer_stop(&w->timer);
+    w->status = GL_EINTR;
+  } else if (w->status == GL_ETIMEDOUT && t->pending != NULL) {
+    w->status = GL_EINTR;  /* its own timeout gives way (rule 3) */
+  }
+  t->waiter = NULL;
+  return 1;
+}
+/* }====== */
+
+static void on_park_timeout(gl_timer *tm) {
+  gl_hub_wake(gl_container_of(tm, gl_waiter, timer), GL_ETIMEDOUT);
+}
+
+int gl_hub_park(gl_waiter *w, uint64_t timeout_ns) {
+  gl_task *t = H.current;
+  GL_ASSERT(t != NULL);  /* the hub itself never parks */
+  w->task = t;
+  w->timer.slot = 0;
+  if (t->pending != NULL) return GL_EINTR;
+  w->status = WAITING;
+  if (timeout_ns != UINT64_MAX) {
+    uint64_t now = gl_clock_now();
+    uint64_t due = timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1
+                                                 : now + timeout_ns;
+    w->timer.cb = on_park_timeout;
+    gl_timer_start(&w->timer, due);
+  }
+  t->waiter = w;
+  t->state = GL_TASK_PARKED;
+  tohub(t, 0);
+  if (t->unwinding) return GL_EUNWIND;  /* still parked on w */
+  return w->status;  /* as settle() left it */
+}
+
+void gl_hub_wake(gl_waiter *w, int status) {
+  gl_task *t = w->task;
+  gl_waitq_remove(w);
+  gl_timer_stop(&w->timer);
+  if (t == NULL || t->waiter != w || w->status != WAITING) return;
+  w->status = status;
+  if (t->state == GL_TASK_PARKED) schedule(t);
+  /* else kicked already: ready, and settle() finds the status */
+}
+
 int gl_hub_yield(void) {
   gl_task *t = H.current;
   GL_ASSERT(t != NULL);
-  if (t->intr != NULL) return GL_EINTR;
+  if (t->pending != NULL) return GL_EINTR;
   t->state = GL_TASK_READY;
   push(t);
   tohub(t, 0);
-  return t->intr != NULL ? GL_EINTR : GL_OK;
+  return t->pending != NULL ? GL_EINTR : GL_OK;
 }
 
 int gl_hub_sleep(uint64_t ns) {
@@ -473,6 +563,8 @@ int gl_hub_sleep(uint64_t ns) {
   return rc == GL_ETIMEDOUT ? GL_OK : rc;
 }
 
+/* The main task, waiting for the others after its chunk ended, has
+ * nothing left to raise an interrupt in: it takes them and waits on. */
 void gl_hub_wait_others(void) {
   GL_ASSERT(H.current == H.main);
   while (H.live > 1) {
@@ -480,25 +572,8 @@ void gl_hub_wait_others(void) {
     H.main_waits = 1;
     gl_hub_park(&H.main_waiter, UINT64_MAX);
     H.main_waits = 0;
-    if (H.main->intr != NULL) gl_hub_take_interrupt(H.main);
+    while (gl_hub_take_interrupt(H.main) != NULL) {}
   }
-}
-
-void gl_hub_interrupt(gl_task *t, void *cause) {
-  GL_ASSERT(cause != NULL);
-  if (t->state == GL_TASK_DEAD || t->intr != NULL) return;
-  t->intr = cause;
-  if (t->state == GL_TASK_PARKED) gl_hub_wake(t->waiter, GL_EINTR);
-}
-
-void *gl_hub_take_interrupt(gl_task *t) {
-  void *cause = t->intr;
-  t->intr = NULL;
-  return cause;
-}
-
-void gl_hub_clear_interrupt(gl_task *t, void *cause) {
-  if (t->intr == cause) t->intr = NULL;
 }
 
 typedef struct fdpoll {

@@ -8,7 +8,8 @@
  * and call gl_hub_park.  The waker, running on the hub, calls gl_hub_wake
  * with a status; the parked task becomes ready and gl_hub_park returns that
  * status.  An interrupt (kill, Timeout) wakes the task with GL_EINTR from
- * wherever it is parked; the caller then raises it. */
+ * wherever it is parked, by the rules under Interrupts below; the caller
+ * then raises it. */
 #ifndef GL_HUB_H
 #define GL_HUB_H
 
@@ -23,6 +24,7 @@
 typedef struct gl_task gl_task;
 typedef struct gl_waiter gl_waiter;
 typedef struct gl_waitq gl_waitq;
+typedef struct gl_cause gl_cause;
 
 /* {====== What a park waits on ======
  * Every park carries a label, a kind and the object it waits on, for
@@ -94,7 +96,8 @@ struct gl_task {
   gl_task *live_prev, *live_next;  /* every task not dead */
   gl_waiter *waiter;      /* what it is parked on */
   void (*run)(gl_task *t); /* its body; runs on its own stack */
-  void *intr;             /* a pending interrupt, or NULL */
+  gl_cause *pending;      /* pending interrupts: a ring, the first to
+                             raise at its head (Interrupts, below) */
   uint64_t id;
   unsigned fronted;       /* the hub round it last ran ahead of others in */
   unsigned char state;
@@ -123,7 +126,8 @@ void gl_hub_spawn(gl_task *t);
 /* Parks the current task until a gl_hub_wake on `w`, an interrupt, or
  * `timeout_ns` (UINT64_MAX: none).  Returns GL_EINTR at once if an
  * interrupt is already pending; otherwise the waker's status, GL_ETIMEDOUT
- * or GL_EINTR; or GL_EUNWIND for a park marked unwindable (below). */
+ * or GL_EINTR (rule 3 under Interrupts); or GL_EUNWIND for a park marked
+ * unwindable (below). */
 int gl_hub_park(gl_waiter *w, uint64_t timeout_ns);
 
 /* {====== Giving the stack up while parked ======
@@ -163,11 +167,61 @@ int gl_hub_sleep(uint64_t ns);
  * task only). */
 void gl_hub_wait_others(void);
 
-/* Raises `cause` in `t` at its current or next park.  The first pending
- * interrupt wins; gl_hub_take_interrupt consumes it. */
-void gl_hub_interrupt(gl_task *t, void *cause);
-void *gl_hub_take_interrupt(gl_task *t);
-void gl_hub_clear_interrupt(gl_task *t, void *cause);
+/* {====== Interrupts ======
+ * An interrupt (g:kill(), a green.Timeout firing) is a cause made pending
+ * in a task, which raises it at its current or next park.  The rules, which
+ * hub.c implements and spec/interrupt_spec.lua checks:
+ *
+ *  1. A task has any number of pending causes, each at most once: making
+ *     a cause pending that is pending already changes nothing.
+ *  2. They are delivered one at a time, a kill before any Timeout and
+ *     Timeouts in the order they fired: while one is pending, every park
+ *     (and yield) returns GL_EINTR, and gl_hub_take_interrupt hands over
+ *     the first, which the caller raises.
+ *  3. A cause made pending in a parked task wakes it (a "kick") but leaves
+ *     its waiter linked where it waits, its timeout running, until the
+ *     task runs.  A waker that finds the waiter there meanwhile still
+ *     wakes it, and the park returns that waker's status (GL_OK, GL_ECLOSED:
+ *     an item, a count, a turn handed over is never lost); the cause waits
+ *     for the next park.  Only the park's own timeout gives way: it ends
+ *     in GL_EINTR when a cause is pending.
+ *  4. Cancelling a cause (gl_hub_cancel: a Timeout cancelled or restarted,
+ *     from any greenthread) removes that cause alone.  A task kicked whose
+ *     causes were all cancelled before it ran was woken spuriously: the
+ *     hub leaves it parked as it was, on the same waiter, at its place in
+ *     the queue, with the same deadline, and it never notices.
+ *  5. Hence every cause is delivered exactly once, or cancelled.  What
+ *     remains pending when a task ends is its owner's to settle (green.c:
+ *     the Timeouts it started are cancelled, a kill has nothing left to
+ *     stop). */
+
+struct gl_cause {
+  gl_cause *prev, *next;  /* in the ring of the task where it is pending;
+                             next is NULL while it is not */
+  int kind;               /* GL_CAUSE_*: the order of delivery (rule 2) */
+  int ref;                /* the owner's (green.c: a Timeout's anchor) */
+};
+
+enum { GL_CAUSE_KILL = 1, GL_CAUSE_TIMEOUT = 2 };
+
+/* Makes `c` pending in `t` (rules 1-3).  Does nothing for a dead task. */
+void gl_hub_interrupt(gl_task *t, gl_cause *c);
+
+/* Takes the first pending cause of `t` away and returns it, or NULL. */
+gl_cause *gl_hub_take_interrupt(gl_task *t);
+
+/* Removes `c` from the causes pending in `t`, if it is one (rule 4).
+ * Returns whether it was. */
+int gl_hub_cancel(gl_task *t, gl_cause *c);
+
+static inline int gl_hub_pending(const gl_task *t) {
+  return t->pending != NULL;
+}
+
+static inline int gl_cause_pending(const gl_cause *c) {
+  return c->next != NULL;
+}
+/* }====== */
 
 /* Waits until `fd` is readable (events UV_READABLE) or writable, parked
  * as GL_WAIT_FD.  Returns GL_OK, GL_ETIMEDOUT, GL_EINTR, or -1 if the fd

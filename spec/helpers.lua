@@ -38,6 +38,22 @@ function h.slurp(path)
   return s
 end
 
+-- What a shell command writes on stdout (io.popen: the caller's
+-- greenthread waits, the others run).
+function h.capture(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+-- Whether process `pid` exists (a zombie does: it is not reaped yet).
+function h.exists(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if f then f:close() end
+  return f ~= nil
+end
+
 -- The greenlua binary under test.
 h.BIN = os.getenv("GREENLUA") or "build/greenlua"
 

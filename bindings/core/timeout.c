@@ -1,7 +1,9 @@
 /* green.Timeout: a deadline that raises a value in the greenthread that
  * started it, at its current or next blocking call.  A started Timeout is
  * anchored (it must fire even if no variable holds it) and linked to its
- * greenthread, which cancels it when it ends. */
+ * greenthread, which cancels it when it ends.  When it fires, its cause
+ * becomes pending in that greenthread, by the hub's rules (hub.h): raised
+ * once, after a pending kill, or cancelled, alone, by cancel or start. */
 #include <string.h>
 
 #include "lauxgl.h"
@@ -15,8 +17,13 @@ typedef struct gl_timeout {
   struct gl_timeout *prev, *next;   /* the owner's started Timeouts */
   uint64_t ns;             /* UINT64_MAX: never fires */
   double seconds;
-  int pending;             /* started, not yet fired nor cancelled */
 } gl_timeout;
+
+/* t.pending: started, and neither raised nor cancelled yet (it may have
+ * fired, its raise waiting for its greenthread to run). */
+static int pending(const gl_timeout *t) {
+  return t->timer.slot != 0 || gl_cause_pending(&t->intr);
+}
 
 static const void *timeout_mt;
 
@@ -36,16 +43,15 @@ static void unlink(gl_timeout *t) {
 
 static void fire(gl_timer *tm) {
   gl_timeout *t = gl_container_of(tm, gl_timeout, timer);
-  t->pending = 0;
   if (t->owner != NULL) gl_hub_interrupt(&t->owner->task, &t->intr);
 }
 
-/* Stops t and forgets everything started: timer, pending raise, anchor. */
+/* Stops t and forgets everything started: timer, pending raise (its own
+ * cause alone), anchor. */
 static void cancel(lua_State *L, gl_timeout *t) {
   gl_timer_stop(&t->timer);
-  t->pending = 0;
   if (t->owner != NULL) {
-    gl_hub_clear_interrupt(&t->owner->task, &t->intr);
+    gl_hub_cancel(&t->owner->task, &t->intr);
     unlink(t);
   }
   gl_green_forget(L, &t->intr);
@@ -107,7 +113,6 @@ static int timeout_start(lua_State *L) {
   t->next = g->timeouts;
   if (t->next) ((gl_timeout *)t->next)->prev = t;
   g->timeouts = t;
-  t->pending = 1;
   gl_timer_start(&t->timer, gl_clock_now() + t->ns);
   return 1;
 }
@@ -131,7 +136,7 @@ static int timeout_gc(lua_State *L) {
   gl_timeout *t = checktimeout(L, 1);
   gl_timer_stop(&t->timer);
   if (t->owner != NULL) {
-    gl_hub_clear_interrupt(&t->owner->task, &t->intr);
+    gl_hub_cancel(&t->owner->task, &t->intr);
     unlink(t);
   }
   return 0;
@@ -150,7 +155,7 @@ static int timeout_index(lua_State *L) {
   gl_timeout *t = checktimeout(L, 1);
   const char *k = lua_tostring(L, 2);
   if (k != NULL && strcmp(k, "pending") == 0) {
-    lua_pushboolean(L, t->pending);
+    lua_pushboolean(L, pending(t));
     return 1;
   }
   if (k != NULL && strcmp(k, "seconds") == 0) {

@@ -163,7 +163,7 @@ static void onalloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
   if (glS_onebyte) {
     buf->base = glS_scratch;
     buf->len = 1;
-  } else if (s != NULL && s->rcap - s->rend >= READ_DIRECT) {
+  } else if (s != NULL && s->tls == NULL && s->rcap - s->rend >= READ_DIRECT) {
     buf->base = s->rbuf + s->rend;
     buf->len = s->rcap - s->rend;
   } else {
@@ -175,7 +175,9 @@ static void onalloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
 static void onread(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   glS_stream *s = ((glS_handle *)st)->s;
   if (s == NULL) return;
-  if (nread > 0) {
+  if (s->tls != NULL) {  /* ciphertext: TLS decrypts into the buffer */
+    if (nread != 0) glS_tls_input(s, buf->base, nread);
+  } else if (nread > 0) {
     if (buf->base != glS_scratch) {
       s->rend += (size_t)nread;
     } else if (glS_reserve(s, (size_t)nread) == 0) {
@@ -212,25 +214,37 @@ void glS_afterread(glS_stream *s) {
 /* A receive with no time left to wait (settimeout(0)) still gets the
  * data libuv has not read yet; libuv then merely finds nothing to read. */
 void glS_readnow(glS_stream *s) {
-  int fd = glS_sockfd(s);
+  int fd = glS_sockfd(s), e;
   size_t len, got = 0;
+  char *p;
   ssize_t r;
   if (fd < 0 || s->eof || s->rerr) return;
   for (;;) {  /* until the kernel has no more, or READ_HIGH is reached */
-    if (glS_reserve(s, READ_DIRECT) != 0) return;
-    len = glS_onebyte ? 1 : s->rcap - s->rend;
-    r = read(fd, s->rbuf + s->rend, len);
+    if (s->tls != NULL) {  /* ciphertext, through the TLS layer */
+      p = glS_scratch;
+      len = glS_onebyte ? 1 : sizeof glS_scratch;
+    } else {
+      if (glS_reserve(s, READ_DIRECT) != 0) return;
+      p = s->rbuf + s->rend;
+      len = glS_onebyte ? 1 : s->rcap - s->rend;
+    }
+    r = read(fd, p, len);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break;
-    s->rend += (size_t)r;
+    if (s->tls != NULL) glS_tls_input(s, p, r);
+    else s->rend += (size_t)r;
     got += (size_t)r;
-    if ((size_t)r < len || got >= READ_HIGH) return;
+    if ((size_t)r < len || got >= READ_HIGH || s->eof || s->rerr) break;
   }
-  if (r == 0) {
-    s->eof = 1;
-    glS_stopreading(s);
-  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-    s->rerr = -errno;
+  if (s->rbuf != NULL && glS_buffered(s) == 0) glS_consume(s, 0);
+  if (r > 0) return;
+  e = r == 0 ? UV_EOF : -errno;
+  if (e == -EAGAIN || e == -EWOULDBLOCK) return;
+  if (s->tls != NULL) {
+    glS_tls_input(s, NULL, e);
+  } else {
+    if (e == UV_EOF) s->eof = 1;
+    else s->rerr = e;
     glS_stopreading(s);
   }
 }

@@ -78,7 +78,8 @@ static int take(lua_State *L, glS_stream *s, int kind, size_t n,
       break;
   }
   if (s->rerr)
-    return failpartial(L, s, glS_strerror(s->rerr, buf, sizeof buf), prefix);
+    return failpartial(L, s, glS_errtext(s, s->rerr, buf, sizeof buf),
+                       prefix);
   if (s->eof) return failpartial(L, s, "closed", prefix);
   return 0;
 }

@@ -18,6 +18,7 @@ local pairs, setmetatable, type = pairs, setmetatable, type
 local DEFAULT_POOL = 10000
 local DEFAULT_BACKLOG = 1024  -- the kernel caps it at net.core.somaxconn
 local DEFAULT_STOP_TIMEOUT = 1
+local DEFAULT_HANDSHAKE_TIMEOUT = 10  -- TLS, when opts.timeout is not set
 local ACCEPT_BACKOFF = 0.1    -- seconds between retries of a failing accept
 local KILL_TIMEOUT = 1        -- how long stop waits for killed handlers
 
@@ -25,6 +26,13 @@ local StreamServer = {__name = "green.StreamServer",
                       _key = "_class_streamserver",
                       _class_streamserver = true}
 StreamServer.__index = StreamServer
+
+-- The servers that serve now (a --workers worker stops them all when told
+-- to stop: bindings/proc/worker.lua), and a function called with each
+-- server that starts, if set (there, to tell the master it serves).
+local serving = setmetatable({}, {__mode = "k"})
+StreamServer._serving = serving
+StreamServer._onstart = nil
 
 -- {====== Argument checks ======
 
@@ -49,7 +57,32 @@ local options = {
   end,
   backlog = ispositive, reuseport = isbool, nodelay = isbool,
   keepalive = isbool, timeout = isseconds, stop_timeout = isseconds,
+  tls = function(v) return type(v) == "table", "table" end,
 }
+
+-- opts.tls: the server's context (green.tls.context), made once for
+-- every connection, and how long a handshake may take.  A file that
+-- cannot be read or a key that does not match is an error here, at
+-- creation, rather than at the first connection.
+local tlsoptions = {cert = true, key = true, certs = true,
+                    handshake_timeout = true}
+local function tlscontext(t, opts)
+  for k in pairs(t) do
+    if not tlsoptions[k] then
+      argerror(4, ("option 'tls': unknown field '%s'"):format(tostring(k)))
+    end
+  end
+  local ht = t.handshake_timeout
+  if ht ~= nil and not isseconds(ht) then
+    argerror(4, "option 'tls': handshake_timeout: non-negative number "
+      .. "expected, got " .. typename(ht))
+  end
+  local ok, ctx, err = pcall(green.tls.context, {mode = "server",
+    cert = t.cert, key = t.key, certs = t.certs})
+  if not ok or not ctx then argerror(4, "option 'tls': " .. tostring(ok and err or ctx)) end
+  return {context = ctx,
+          timeout = ht or opts.timeout or DEFAULT_HANDSHAKE_TIMEOUT}
+end
 
 local function checkopts(opts)
   if opts == nil then return {} end
@@ -91,6 +124,9 @@ local function serve(srv, sock)
   if host == nil then port = nil end  -- the peer has gone already
   getcurrent().name = port and ("%s %s:%d"):format(srv._name, host, port)
     or srv._name
+  -- A TLS handshake that fails (plain text, garbage, a stall past the
+  -- handshake timeout, a client that vanished) ends this connection alone.
+  if srv._tls and not sock:sslhandshake(nil, nil, srv._tls) then return end
   return srv._handler(sock, host, port)
 end
 
@@ -171,6 +207,8 @@ function StreamServer:start()
   self._state, self.started = "serving", true
   self._acceptor = spawn(acceptloop, self, ls)
   self._acceptor.name = self._name .. " accept"
+  serving[self] = true
+  if StreamServer._onstart then StreamServer._onstart(self) end
   return self
 end
 
@@ -198,6 +236,7 @@ function StreamServer:stop(timeout)
   if self._state ~= "serving" then return end
   timeout = timeout or self._stop_timeout
   self._state = "stopping"
+  serving[self] = nil
   local ls, acceptor = self._listener, self._acceptor
   self._listener, self._acceptor = nil, nil
   ls:close()  -- the accept loop sees "closed" and ends
@@ -261,7 +300,10 @@ function StreamServer:__close() self:stop() end
 -- pool (a size or a green.Pool; default 10000), backlog (1024), timeout
 -- (each connection's settimeout), nodelay (false turns TCP_NODELAY off),
 -- keepalive, reuseport (for several processes on one port), stop_timeout
--- (stop's default, 1 s).
+-- (stop's default, 1 s), tls ({cert=, key=}: PEM files, the handshake
+-- done before the handler runs; certs: further {cert=, key=} chosen by
+-- the name the client asks for; handshake_timeout: default opts.timeout,
+-- else 10 s).
 local function new(host, port, handler, opts)
   if type(host) ~= "string" then
     argerror(1, "string expected, got " .. typename(host))
@@ -288,6 +330,7 @@ local function new(host, port, handler, opts)
     path = path, pool = pool, started = false,
     _port = port, _handler = handler, _opts = opts,
     _timeout = opts.timeout,
+    _tls = opts.tls and tlscontext(opts.tls, opts),
     _stop_timeout = opts.stop_timeout or DEFAULT_STOP_TIMEOUT,
     _handlers = {},  -- greenthread -> its socket, until it ends
     _state = "new",  -- "serving", "stopping", "stopped"

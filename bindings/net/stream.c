@@ -63,6 +63,7 @@ void glS_newstreamclass(lua_State *L, int kind, const char *tname,
   classes[kind] = lua_topointer(L, -1);  /* kept alive by the registry */
   tnames[kind] = tname;
   lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, glS_tls_methods, 0);
   if (methods != NULL) luaL_setfuncs(L, methods, 0);
   lua_pop(L, 2);
   glS_pushsockets(L);
@@ -141,6 +142,7 @@ void glS_pipeopened(glS_stream *s) {
 
 void glS_close(glS_stream *s) {
   if (s->state == GLS_CLOSED) return;
+  if (s->tls != NULL) glS_tls_free(s);  /* close_notify while it can */
   s->state = GLS_CLOSED;
   if (s->h != NULL) {
     glS_releasehandle(s->h);
@@ -215,7 +217,7 @@ static int stream_send(lua_State *L) {
   if (j < 0) j = (lua_Integer)len + j + 1;
   if (j > (lua_Integer)len) j = (lua_Integer)len;
   if (s->state != GLS_CONNECTED) return failsent(L, "closed", i - 1);
-  if (s->werr) return failsent(L, glS_strerror(s->werr, buf, sizeof buf),
+  if (s->werr) return failsent(L, glS_errtext(s, s->werr, buf, sizeof buf),
                                i - 1);
   if (i > j) {
     lua_pushinteger(L, i - 1);
@@ -236,7 +238,12 @@ static int stream_send(lua_State *L) {
   }
   glL_raisepending(L, rc);
   if (rc == GL_ETIMEDOUT) return failsent(L, "timeout", i - 1);
-  err = glS_write(s, data, n, deadline, &sent, &rc, &inflight);
+  if (s->tls != NULL) {  /* the TLS layer owns its ciphertext */
+    err = glS_tls_write(s, data, n, deadline, &sent, &rc);
+    inflight = 0;
+  } else {
+    err = glS_write(s, data, n, deadline, &sent, &rc, &inflight);
+  }
   if (inflight) {  /* libuv still reads the data: anchor it */
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, 1, 1);
@@ -251,7 +258,7 @@ static int stream_send(lua_State *L) {
   if (rc == GL_ETIMEDOUT)
     return failsent(L, "timeout", i - 1 + (lua_Integer)sent);
   if (err)
-    return failsent(L, glS_strerror(err, buf, sizeof buf),
+    return failsent(L, glS_errtext(s, err, buf, sizeof buf),
                     i - 1 + (lua_Integer)sent);
   lua_pushinteger(L, i - 1 + (lua_Integer)sent);
   return 1;
@@ -390,6 +397,7 @@ static int stream_shutdown(lua_State *L) {
   int how = luaL_checkoption(L, 2, "both", hows), e;
   if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
   if (how != 2 && !s->h->shut) {
+    glS_tls_shutdown(s);  /* close_notify first, on a TLS stream */
     e = uv_shutdown(&s->h->sreq, &s->h->u.stream, onshutdown);
     if (e < 0 && e != UV_ENOTCONN) return glS_fail(L, e);
     s->h->shut = 1;

@@ -68,6 +68,10 @@ enum {
 };
 
 typedef struct glS_stream glS_stream;
+typedef struct glS_tls glS_tls;        /* tls.c */
+typedef struct glS_tlsctx glS_tlsctx;  /* tls_context.c */
+struct ssl_st;                         /* OpenSSL's SSL and SSL_CTX */
+struct ssl_ctx_st;
 
 /* The libuv side of a stream socket, heap-allocated because libuv owns it
  * until its close callback, which frees it.  `s` is NULL once the socket
@@ -119,7 +123,9 @@ struct glS_stream {
   intptr_t rseq;       /* receivers parked so far (their order) */
   gl_waitq readq;      /* receivers (head: the one served), acceptors */
   gl_waitq writeq;     /* senders waiting for their turn */
-  gl_waitq waitq;      /* connect, resolve, a write in flight */
+  gl_waitq waitq;      /* connect, resolve, a write in flight,
+                          a handshake */
+  glS_tls *tls;        /* the TLS layer, once sslhandshake began */
 };
 
 /* {====== The layer (stream.c) ====== */
@@ -353,6 +359,60 @@ int glS_receive(lua_State *L, glS_stream *s, int kind, size_t n,
 /* Pushes n bytes at p, after the prefix at stack index `prefix` (0:
  * none). */
 void glS_pushdata(lua_State *L, const char *p, size_t n, int prefix);
+/* }====== */
+
+/* {====== TLS (tls.c, tls_context.c) ======
+ * A stream with s->tls set reads ciphertext: the reader hands what each
+ * read brings to glS_tls_input, which decrypts into the buffer (so the
+ * buffer always holds plaintext), and stream_send writes through
+ * glS_tls_write instead of glS_write.  Nothing changes above. */
+
+/* A TLS failure of s (s->rerr, s->werr); its text is glS_errtext's. */
+#define GLS_ETLS (-30000)
+
+/* Feeds what a read brought (n > 0), or the transport's end or failure
+ * (n < 0, a libuv error), to the TLS layer of s. */
+void glS_tls_input(glS_stream *s, const char *p, ssize_t n);
+
+/* glS_write for a TLS stream, holding the write turn: encrypts n bytes
+ * at p and writes them, parking until the peer took each chunk, until
+ * `deadline`.  Adds the plaintext bytes sent to *sent; returns 0 or an
+ * error (GLS_ETLS, a libuv error; UV_ECANCELED when s was closed), *rc
+ * the last park's status (after GL_ETIMEDOUT or GL_EINTR the last chunk
+ * still goes out, counted as sent; its ciphertext is the layer's own). */
+int glS_tls_write(glS_stream *s, const char *p, size_t n, uint64_t deadline,
+                  size_t *sent, int *rc);
+
+/* Sends close_notify (shutdown "send"); glS_tls_free sends it too, as far
+ * as the socket takes it at once, and frees the layer (close). */
+void glS_tls_shutdown(glS_stream *s);
+void glS_tls_free(glS_stream *s);
+
+/* The message for err on s: a TLS failure's text for GLS_ETLS, else
+ * glS_strerror's. */
+const char *glS_errtext(glS_stream *s, int err, char *buf, size_t size);
+
+/* sslhandshake and sslinfo, methods of every stream class. */
+extern const luaL_Reg glS_tls_methods[];
+
+/* Contexts: one SSL_CTX per configuration, shared (references counted:
+ * the Lua object and each connection).  glS_tlsctx_client gives the
+ * cached client context for (verify, cafile), or NULL with err;
+ * glS_tlsctx_test the green.tls.Context at i, or NULL.  A client's SSL
+ * is prepared with the session it last had with `key` (host:port), and
+ * new sessions are kept under it. */
+glS_tlsctx *glS_tlsctx_client(lua_State *L, int verify, const char *cafile,
+                              char *err, size_t size);
+glS_tlsctx *glS_tlsctx_test(lua_State *L, int i);
+void glS_tlsctx_ref(glS_tlsctx *c);
+void glS_tlsctx_unref(glS_tlsctx *c);
+int glS_tlsctx_isserver(const glS_tlsctx *c);
+struct ssl_ctx_st *glS_tlsctx_get(glS_tlsctx *c);
+void glS_tlsctx_prepare(glS_tlsctx *c, struct ssl_st *ssl, const char *key);
+
+/* OpenSSL's reason for the last failure, lower case, into buf (or
+ * `fallback`); clears OpenSSL's error queue. */
+const char *glS_tls_reason(char *buf, size_t size, const char *fallback);
 /* }====== */
 
 /* {====== Addresses, errors, arguments (address.c) ====== */

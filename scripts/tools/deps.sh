@@ -18,7 +18,8 @@ need_packages() {
 
 # What building greenlua needs.
 GL_BUILD_PACKAGES=(cmake make gcc libc6-dev pkg-config liblua5.4-dev
-  libuv1-dev lua-busted libhttp-parser-dev zlib1g-dev)
+  libuv1-dev lua-busted libssl-dev libhttp-parser-dev zlib1g-dev)
 
 # What the test suite needs besides: the peers the specs talk to.
-GL_TEST_PACKAGES=(curl python3 wrk clang libclang-rt-14-dev)
+GL_TEST_PACKAGES=(openssl curl python3 wrk lua-dkjson clang
+  libclang-rt-14-dev)

@@ -25,6 +25,8 @@ struct job {
   gl_waiter w;
   int fd;
   int unwound;  /* gave its stack up while parked */
+  gl_cause kill, tmo[2];  /* its own interrupts (a cause is pending in one
+                             task at a time) */
 };
 
 static gl_task main_task;
@@ -57,6 +59,8 @@ static void job_run(gl_task *t) {
 
 static void job_spawn(job *j, int id, void (*body)(job *j)) {
   memset(j, 0, sizeof *j);
+  j->kill.kind = GL_CAUSE_KILL;
+  j->tmo[0].kind = j->tmo[1].kind = GL_CAUSE_TIMEOUT;
   gl_task_init(&j->task, job_run);
   j->id = id;
   j->body = body;
@@ -471,10 +475,13 @@ TEST(waitq_wake_beats_timeout) {
 }
 /* }====== */
 
-/* {====== Interrupts ====== */
+/* {====== Interrupts ======
+ * The rules of hub.h, one by one; spec/interrupt_spec.lua checks them
+ * again through the Lua objects. */
 
-static int cause1, cause2;
-
+/* Rules 1 and 2: several causes pending at once, each once, delivered
+ * kill first, then Timeouts in the order they fired; a kicked waiter
+ * stays in its queue until it runs. */
 static void interrupt_case(int n) {
   gl_waitq q = GL_WAITQ_INIT;
   job *jobs = calloc((size_t)n, sizeof *jobs);
@@ -486,20 +493,28 @@ static void interrupt_case(int n) {
   yield_until_waiting(&q, (size_t)n);
   for (i = 0; i < n; i += 2) {
     CHECK_EQ(jobs[i].task.state, GL_TASK_PARKED);
-    gl_hub_interrupt(&jobs[i].task, &cause1);
-    gl_hub_interrupt(&jobs[i].task, &cause2);  /* the first one wins */
+    gl_hub_interrupt(&jobs[i].task, &jobs[i].tmo[1]);
+    gl_hub_interrupt(&jobs[i].task, &jobs[i].tmo[0]);
+    gl_hub_interrupt(&jobs[i].task, &jobs[i].kill);
+    gl_hub_interrupt(&jobs[i].task, &jobs[i].tmo[1]);  /* pending: kept */
+    CHECK_EQ(jobs[i].task.state, GL_TASK_READY);
   }
-  CHECK_EQ(q.n, (size_t)(n / 2));  /* the interrupted left at once */
+  CHECK_EQ(q.n, (size_t)n);  /* kicked, still in the queue */
+  CHECK_EQ(gl_hub_yield(), GL_OK);
+  CHECK_EQ(q.n, (size_t)(n - (n + 1) / 2));  /* they ran and left */
   for (i = 1; i < n; i += 2)
     CHECK_PTR_EQ(gl_waitq_wake_one(&q, GL_OK)->task, &jobs[i].task);
   gl_hub_wait_others();
   for (i = 0; i < n; i++) {
     if (i % 2 == 0) {
       CHECK_EQ(jobs[i].rc, GL_EINTR);
-      CHECK_PTR_EQ(gl_hub_take_interrupt(&jobs[i].task), &cause1);
+      CHECK_PTR_EQ(gl_hub_take_interrupt(&jobs[i].task), &jobs[i].kill);
+      CHECK_PTR_EQ(gl_hub_take_interrupt(&jobs[i].task), &jobs[i].tmo[1]);
+      CHECK_PTR_EQ(gl_hub_take_interrupt(&jobs[i].task), &jobs[i].tmo[0]);
+      CHECK_PTR_EQ(gl_hub_take_interrupt(&jobs[i].task), NULL);
     } else {
       CHECK_EQ(jobs[i].rc, GL_OK);
-      CHECK_PTR_EQ(jobs[i].task.intr, NULL);
+      CHECK(!gl_hub_pending(&jobs[i].task));
     }
   }
   free(jobs);
@@ -521,7 +536,7 @@ static void self_interrupt_body(job *j) {
   gl_waiter w;
   uint64_t t0;
   memset(&w, 0, sizeof w);
-  gl_hub_interrupt(&j->task, &cause1);
+  gl_hub_interrupt(&j->task, &j->tmo[0]);
   t0 = gl_clock_now();
   CHECK_EQ(gl_waitq_wait(&q, &w, 100 * MS), GL_EINTR);
   CHECK_ULT(gl_clock_now() - t0, 50 * MS);  /* at once */
@@ -530,13 +545,14 @@ static void self_interrupt_body(job *j) {
   CHECK_PTR_EQ(w.q, NULL);
   CHECK_EQ(gl_hub_sleep(100 * MS), GL_EINTR);
   CHECK_EQ(gl_hub_yield(), GL_EINTR);
-  gl_hub_clear_interrupt(&j->task, &cause2);  /* not that one: kept */
-  CHECK_PTR_EQ(j->task.intr, &cause1);
-  gl_hub_clear_interrupt(&j->task, &cause1);
+  CHECK_EQ(gl_hub_cancel(&j->task, &j->tmo[1]), 0);  /* not pending */
+  CHECK(gl_cause_pending(&j->tmo[0]));
+  CHECK_EQ(gl_hub_cancel(&j->task, &j->tmo[0]), 1);
+  CHECK(!gl_cause_pending(&j->tmo[0]));
   CHECK_PTR_EQ(gl_hub_take_interrupt(&j->task), NULL);
   CHECK_EQ(gl_hub_sleep(1 * MS), GL_OK);  /* parks normally again */
-  gl_hub_interrupt(&j->task, &cause2);
-  CHECK_PTR_EQ(gl_hub_take_interrupt(&j->task), &cause2);
+  gl_hub_interrupt(&j->task, &j->tmo[1]);
+  CHECK_PTR_EQ(gl_hub_take_interrupt(&j->task), &j->tmo[1]);
   CHECK_EQ(gl_hub_yield(), GL_OK);
   j->rc = GL_OK;
 }
@@ -549,24 +565,155 @@ TEST(hub_interrupt_before_park_returns_at_once) {
   CHECK_EQ(a.rc, GL_OK);
 }
 
+/* Cancelling one cause leaves the others (rule 4), in their order. */
+TEST(hub_cancel_removes_only_its_cause) {
+  static job a;
+  hub_setup(EVERYONE_PRIVATE);
+  job_spawn(&a, 0, log_body);  /* never runs before the checks */
+  gl_hub_interrupt(&a.task, &a.tmo[0]);
+  gl_hub_interrupt(&a.task, &a.kill);
+  gl_hub_interrupt(&a.task, &a.tmo[1]);
+  CHECK_EQ(gl_hub_cancel(&a.task, &a.kill), 1);
+  CHECK_EQ(gl_hub_cancel(&a.task, &a.kill), 0);
+  CHECK_PTR_EQ(a.task.pending, &a.tmo[0]);
+  CHECK_EQ(gl_hub_cancel(&a.task, &a.tmo[1]), 1);
+  CHECK_PTR_EQ(gl_hub_take_interrupt(&a.task), &a.tmo[0]);
+  CHECK_PTR_EQ(gl_hub_take_interrupt(&a.task), NULL);
+  gl_hub_wait_others();
+}
+
 static void sleeper_body(job *j) { j->rc = gl_hub_sleep(10000 * MS); }
 
 /* An interrupted sleep leaves no timer behind: the loop ends at once. */
 TEST(hub_interrupt_cancels_sleep) {
   static job a;
+  static gl_cause mine = {NULL, NULL, GL_CAUSE_KILL, 0};
   uint64_t t0;
   hub_setup(EVERYONE_PRIVATE);
   job_spawn(&a, 0, sleeper_body);
   CHECK_EQ(gl_hub_yield(), GL_OK);
   t0 = gl_clock_now();
-  gl_hub_interrupt(&a.task, &cause1);
-  gl_hub_interrupt(&main_task, &cause2);  /* wait_others swallows it */
+  gl_hub_interrupt(&a.task, &a.kill);
+  gl_hub_interrupt(&main_task, &mine);  /* wait_others takes it */
   gl_hub_wait_others();
   CHECK_EQ(a.rc, GL_EINTR);
   CHECK_ULT(gl_clock_now() - t0, 1000 * MS);
-  CHECK_PTR_EQ(gl_hub_take_interrupt(&a.task), &cause1);
-  gl_hub_interrupt(&a.task, &cause1);  /* dead: ignored */
-  CHECK_PTR_EQ(a.task.intr, NULL);
+  CHECK(!gl_hub_pending(&main_task));
+  CHECK_PTR_EQ(gl_hub_take_interrupt(&a.task), &a.kill);
+  gl_hub_interrupt(&a.task, &a.kill);  /* dead: ignored */
+  CHECK(!gl_hub_pending(&a.task));
+  CHECK(!gl_cause_pending(&a.kill));
+}
+
+/* Rule 3: a waker that comes after the kick, before the task ran, wins;
+ * the cause waits for the next park. */
+static void kicked_then_woken_body(job *j) {
+  gl_waiter w;
+  memset(&w, 0, sizeof w);
+  j->rc = gl_waitq_wait(j->q, &w, UINT64_MAX);
+  CHECK(gl_hub_pending(&j->task));
+  CHECK_EQ(gl_hub_yield(), GL_EINTR);
+  CHECK_PTR_EQ(gl_hub_take_interrupt(&j->task), &j->tmo[0]);
+}
+
+static void kicked_then_woken_case(size_t private_stacks) {
+  static job a;
+  gl_waitq q = GL_WAITQ_INIT;
+  gl_waiter *w;
+  hub_setup(private_stacks);
+  job_spawn(&a, 0, kicked_then_woken_body);
+  a.q = &q;
+  yield_until_waiting(&q, 1);
+  gl_hub_interrupt(&a.task, &a.tmo[0]);
+  w = gl_waitq_wake_one(&q, GL_ECLOSED);  /* still linked: found */
+  CHECK(w != NULL);
+  CHECK_PTR_EQ(w->task, &a.task);
+  gl_hub_wait_others();
+  CHECK_EQ(a.rc, GL_ECLOSED);
+}
+
+TEST(hub_waker_after_kick_wins) { kicked_then_woken_case(EVERYONE_PRIVATE); }
+TEST(hub_waker_after_kick_wins_on_shared_stacks) { kicked_then_woken_case(0); }
+
+/* Rule 3: the park's own timeout gives way to an interrupt, in both
+ * orders: a is kicked, then its timeout passes; b's timeout passes, then
+ * it is kicked; both before they run, while a hog keeps the hub busy. */
+static job *late_kicked;
+
+static void hog_then_kick_body(job *j) {
+  busy_body(j);
+  gl_clock_expire();  /* as the hub would after this task */
+  gl_hub_interrupt(&late_kicked->task, &late_kicked->tmo[0]);
+}
+
+TEST(hub_own_timeout_gives_way_to_interrupt) {
+  static job a, b, hog;
+  gl_waitq q = GL_WAITQ_INIT;
+  hub_setup(EVERYONE_PRIVATE);
+  job_spawn(&a, 0, stackwait_body);
+  a.q = &q;
+  a.ns = 5 * MS;
+  job_spawn(&b, 1, stackwait_body);
+  b.q = &q;
+  b.ns = 5 * MS;
+  yield_until_waiting(&q, 2);
+  job_spawn(&hog, 2, hog_then_kick_body);
+  hog.ns = 20 * MS;
+  late_kicked = &b;
+  gl_hub_interrupt(&a.task, &a.tmo[0]);  /* runs after the hog */
+  gl_hub_wait_others();
+  CHECK_EQ(a.rc, GL_EINTR);
+  CHECK_EQ(b.rc, GL_EINTR);
+  CHECK_PTR_EQ(gl_hub_take_interrupt(&a.task), &a.tmo[0]);
+  CHECK_PTR_EQ(gl_hub_take_interrupt(&b.task), &b.tmo[0]);
+}
+
+/* Rule 4: kicked, its cause cancelled before it ran: it stays parked at
+ * its place in the queue, with its deadline, and never notices. */
+static void spurious_case(int n, uint64_t ns) {
+  gl_waitq q = GL_WAITQ_INIT;
+  job *jobs = calloc((size_t)n, sizeof *jobs);
+  int i;
+  for (i = 0; i < n; i++) {
+    job_spawn(&jobs[i], i, stackwait_body);
+    jobs[i].q = &q;
+    jobs[i].ns = ns;
+  }
+  yield_until_waiting(&q, (size_t)n);
+  for (i = 0; i < n; i += 2) gl_hub_interrupt(&jobs[i].task, &jobs[i].tmo[0]);
+  for (i = 0; i < n; i += 2) gl_hub_cancel(&jobs[i].task, &jobs[i].tmo[0]);
+  CHECK_EQ(gl_hub_yield(), GL_OK);
+  CHECK_EQ(gl_hub_yield(), GL_OK);
+  CHECK_EQ(norder, 0);
+  CHECK_EQ(q.n, (size_t)n);
+  for (i = 0; i < n; i++) CHECK_EQ(jobs[i].task.state, GL_TASK_PARKED);
+  if (ns == 0) {
+    for (i = 0; i < n; i++)
+      CHECK_PTR_EQ(gl_waitq_wake_one(&q, GL_OK)->task, &jobs[i].task);
+  }
+  gl_hub_wait_others();
+  CHECK_EQ(norder, n);
+  for (i = 0; i < n; i++) {
+    CHECK_EQ(order[i], i);
+    CHECK_EQ(jobs[i].rc, ns == 0 ? GL_OK : GL_ETIMEDOUT);
+  }
+  free(jobs);
+}
+
+TEST(hub_spurious_wake_parks_again) {
+  hub_setup(EVERYONE_PRIVATE);
+  spurious_case(5, 0);
+}
+
+TEST(hub_spurious_wake_keeps_deadline) {
+  hub_setup(EVERYONE_PRIVATE);
+  spurious_case(5, 20 * MS);
+}
+
+TEST(hub_spurious_wake_parks_again_on_shared_stacks) {
+  hub_setup(0);
+  spurious_case(300, 0);
+  check_shared();
 }
 /* }====== */
 
