@@ -133,9 +133,13 @@ function Bg:kill()
   local status = self:done()
   if not status then
     local group = ("-%d 2>/dev/null"):format(self.pid)
+    -- a process of the group that is not a zombie (the orphans' reaper
+    -- may take a while)
+    local alive = ("ps -e -o pgid=,stat= | awk '$1 == %d && $2 !~ /^Z/ "
+      .. "{ f = 1 } END { exit !f }'"):format(self.pid)
     os.execute("kill -TERM " .. group)
     local deadline = self.green.now() + 5
-    while os.execute("kill -0 " .. group) and self.green.now() < deadline do
+    while os.execute(alive) and self.green.now() < deadline do
       self.green.sleep(0.005)
     end
     os.execute("kill -KILL " .. group)

@@ -11,6 +11,7 @@ local http = {
   request = client.request,
   get = client.get,
   close_idle = client.close_idle,
+  resolve = client.resolve,
   parse_query = core.parse_query,
 }
 

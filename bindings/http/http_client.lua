@@ -318,5 +318,19 @@ function client.close_idle()
   end
 end
 
-client._resolve = resolve
+-- green.http.resolve(base, ref) -> the absolute URL that the reference
+-- `ref` (a link, a Location) found in `base` points to (RFC 3986, 5.2).
+function client.resolve(base, ref)
+  if type(base) ~= "string" then
+    argerror("resolve", 1, "string expected, got " .. typename(base))
+  end
+  if type(ref) ~= "string" then
+    argerror("resolve", 2, "string expected, got " .. typename(ref))
+  end
+  if not base:find("^%a[%w+.-]*:") then
+    argerror("resolve", 1, "absolute URL expected")
+  end
+  return resolve(base, ref)
+end
+
 return client
