@@ -67,6 +67,33 @@ contract() {  # contract DIR [SECTION...]: every API.md name exists
   passed=$((passed + p)); failed=$((failed + f))
 }
 
+# The libFuzzer harnesses of spec/fuzz, each on GL_FUZZ_RUNS inputs grown
+# from the seed corpus of the repository, in a clang build with
+# AddressSanitizer + UndefinedBehaviorSanitizer (GL_FUZZ); each counts as
+# one test.
+fuzz() {
+  local dir=build-fuzz runs=${GL_FUZZ_RUNS:-20000} h work
+  echo "== fuzz harnesses ($dir, clang, $runs inputs each)"
+  cmake -S . -B $dir -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Asan \
+    -DGL_FUZZ=ON >"$log/cmake" 2>&1 &&
+    cmake --build $dir -j"$jobs" --target fuzz_http_request \
+      fuzz_http_response >"$log/make" 2>&1 ||
+    { cat "$log/cmake" "$log/make" | tail -40; failed=$((failed + 1)); return; }
+  for h in request response; do
+    work=$(mktemp -d)
+    if $dir/spec/fuzz/fuzz_http_$h -runs="$runs" -max_len=4096 -timeout=10 \
+         -artifact_prefix="$log/" "$work" spec/fuzz/corpus/$h \
+         >"$log/fuzz" 2>&1; then
+      echo "fuzz_http_$h: $(grep -E '^Done' "$log/fuzz")"
+      passed=$((passed + 1))
+    else
+      grep -vE '^(INFO|#[0-9])' "$log/fuzz" | tail -40
+      failed=$((failed + 1))
+    fi
+    rm -rf "$work"
+  done
+}
+
 for cfg in "build Release" "build-asan Asan"; do
   set -- $cfg
   if build "$1" "$2"; then
@@ -91,6 +118,7 @@ for cfg in "build Release" "build-asan Asan"; do
     echo "build $2 failed"; failed=$((failed + 1))
   fi
 done
+fuzz
 rm -rf "$log"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
