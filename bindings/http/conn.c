@@ -20,6 +20,7 @@ typedef struct conn {
   unsigned char nobody;   /* client: the response answers HEAD */
   unsigned char stopping; /* server: an idle connection closes at once */
   unsigned char seen;     /* a byte of the head being read came */
+  unsigned char server;   /* reads requests, makes response objects */
 } conn;
 
 /* The parser lives right after the conn, suitably aligned. */
@@ -81,6 +82,13 @@ static int hadturn(glS_stream *s, gl_waiter *w) {
 
 /* {====== Heads ====== */
 
+/* A server's response object is the request table itself (its methods
+ * are in the request's metatable): pushes it again; returns 2. */
+static int pushres(lua_State *L) {
+  lua_pushvalue(L, -1);
+  return 2;
+}
+
 /* Completes the head from the buffer if it can (first draining a body
  * the handler left unread): pushes the results and returns their count,
  * or returns 0 to wait. */
@@ -102,7 +110,7 @@ static int headstep(lua_State *L, conn *c, glS_stream *s) {
   if (n == 1) {
     glS_consume(s, used);
     c->dueset = 0;
-    return 1;
+    return c->server ? pushres(L) : 1;
   }
   if (n != 0) return n;
   if (s->rerr) return failerr(L, s->rerr);
@@ -171,8 +179,8 @@ static int headloop(lua_State *L, conn *c, glS_stream *s, int turn,
 
 /* What follows the wait of readhead (which may unwind, green.h). */
 static int headk(lua_State *L, int rc, gl_waiter *w) {
-  conn *c = checkconn(L, 1);
-  glS_stream *s = glS_teststream(L, 5);
+  conn *c = lua_touserdata(L, 1);        /* both checked by readhead */
+  glS_stream *s = lua_touserdata(L, 5);
   int n;
   c->parked = 0;
   if (s->state == GLS_CLOSED) {
@@ -195,14 +203,15 @@ static int headk(lua_State *L, int rc, gl_waiter *w) {
   return headlate(L, c, s);
 }
 
-/* c:readhead([stopping], [timeout], [nobody]) -> head | nil, status,
- * message | nil, err.  Reads the next message's head from the stream,
+/* c:readhead([stopping], [timeout], [nobody]) -> head | req, res | nil,
+ * status, message | nil, err.  Reads the next message's head from the stream,
  * first draining a body the last request left unread.  A server's
  * connection waits keepalive_timeout for the first byte of a request
  * (not at all when `stopping`) and header_timeout for the rest (from the
  * accept for the first); `timeout` (seconds) replaces both.  Returns the
  * head (a request table for a server; {status, reason, version, headers}
- * for a client, `nobody` when it asked with HEAD); nil, status, message
+ * for a client, `nobody` when it asked with HEAD; a server gets the
+ * request and its response object); nil, status, message
  * for a bad message or a head that came too slowly (408), to be answered
  * with that status; or nil, "closed", "timeout" or another error. */
 static int conn_readhead(lua_State *L) {
@@ -260,8 +269,8 @@ static int bodyloop(lua_State *L, conn *c, glS_stream *s, int turn,
 }
 
 static int bodyk(lua_State *L, int rc, gl_waiter *w) {
-  conn *c = checkconn(L, 1);
-  glS_stream *s = glS_teststream(L, 3);
+  conn *c = lua_touserdata(L, 1);        /* both checked by readbody */
+  glS_stream *s = lua_touserdata(L, 3);
   int n;
   if (s->state == GLS_CLOSED) {
     glL_raisepending(L, rc);
@@ -296,6 +305,108 @@ static int conn_readbody(lua_State *L) {
   if (glH_phase(PARSER(c)) == GLH_DONE) return bodystep(L, c, s);
   if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
   return bodyloop(L, c, s, s->readq.head == NULL && !s->rbusy, 0);
+}
+/* }====== */
+
+/* {====== Exchanges ======
+ * A server's request answered in one call: the handler runs, in a
+ * protected call that lets it wait anywhere (its waits give the stack up
+ * through the continuations), and what it returns goes out as one write
+ * straight from message.c's buffer.  The rarer cases (the handler used
+ * the response object, or returned a body function) go back to Lua. */
+
+/* The message handler of the exchange: a kill (GreenletExit) goes on as
+ * it is; any other error comes back as {traceback}, to be logged. */
+static int onerror(lua_State *L) {
+  gl_green_pushexit(L);
+  if (lua_rawequal(L, 1, -1)) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pop(L, 1);
+  luaL_traceback(L, L, luaL_tolstring(L, 1, NULL), 1);
+  lua_createtable(L, 1, 0);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, 1);
+  return 1;
+}
+
+/* After the handler (inner's continuation), with conn, app, req, res and
+ * a free slot at 1..5 and the handler's status, headers, body at 6..8.
+ * The connection closes after the response if its state says `close`
+ * (set by the handler's side, or by a server stopping meanwhile). */
+static int answered(lua_State *L, int st, lua_KContext ctx) {
+  conn *c = lua_touserdata(L, 1);  /* checked by exchange */
+  glS_stream *s;
+  glH_reply r;
+  size_t sent;
+  int n;
+  GL_UNUSED(st);
+  GL_UNUSED(ctx);
+  lua_getiuservalue(L, 1, GLH_UV_STATE);
+  lua_getfield(L, -1, "close");
+  lua_replace(L, 5);
+  lua_pop(L, 1);
+  if (lua_getfield(L, 4, "_used") != LUA_TNIL ||
+      (!lua_isnil(L, 6) && !lua_isinteger(L, 6)) ||
+      (!lua_isnil(L, 7) && !lua_istable(L, 7)) ||
+      glH_respond(L, PARSER(c), lua_isnil(L, 6) ? 200 : lua_tointeger(L, 6),
+                  7, 8, lua_toboolean(L, 5), &r) != 0) {
+    lua_settop(L, 8);  /* the response object, a body function: Lua's */
+    lua_pushliteral(L, "res");
+    lua_replace(L, 5);
+    return 4;
+  }
+  lua_pop(L, 1);
+  lua_getiuservalue(L, 1, GLH_UV_SOCK);  /* checked by newconn */
+  s = lua_touserdata(L, -1);
+  n = glS_trysend(s, r.bytes, r.len);
+  sent = n > 0 ? (size_t)n : 0;
+  lua_pushboolean(L, 1);
+  lua_pushboolean(L, r.keepalive && n >= 0);
+  if (sent < r.len && n >= 0) lua_pushlstring(L, r.bytes + sent, r.len - sent);
+  else lua_pushnil(L);
+  glH_releaseout();
+  if (r.rest) lua_pushvalue(L, 8);
+  else lua_pushnil(L);
+  return 4;
+}
+
+/* Runs the handler, then answers (in the exchange's protected call). */
+static int inner(lua_State *L) {
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 4);
+  lua_callk(L, 2, 3, 0, answered);
+  return answered(L, LUA_OK, 0);
+}
+
+static int exchanged(lua_State *L, int st, lua_KContext ctx) {
+  GL_UNUSED(ctx);
+  if (st != LUA_OK && st != LUA_YIELD) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  return lua_gettop(L) - 1;  /* inner's results, above onerror */
+}
+
+/* c:exchange(app, req, res) -> true, keepalive, pending, rest |
+ * "res", status, headers, body | false, err.  Calls app(req, res) and
+ * sends the response it returns: true once it went out (`pending`: what
+ * the socket did not take at once and `rest`, a large body, both for
+ * s:send; keepalive false when the connection is to close after it, or
+ * the write failed); "res" and what app returned when the response object
+ * was used or the body is not a string (Lua ends the response); false
+ * and {traceback} (or the GreenletExit value of a kill) when app, or the
+ * making of its response, raised. */
+static int conn_exchange(lua_State *L) {
+  checkconn(L, 1);
+  lua_settop(L, 5);
+  lua_pushcfunction(L, onerror);
+  lua_pushcfunction(L, inner);
+  lua_rotate(L, 1, 2);  /* onerror, inner, conn, app, req, res, close */
+  return exchanged(L, lua_pcallk(L, 5, LUA_MULTRET, 1, 0, exchanged), 0);
 }
 /* }====== */
 
@@ -363,7 +474,7 @@ static conn *newconn(lua_State *L, int request) {
   conn *c;
   glS_checkstream(L, 1);
   glH_checklimits(L, 2, &maxheader, &maxbody);
-  c = lua_newuserdatauv(L, CONN_SIZE + glH_parsersize(), GLH_UV_SOCK);
+  c = lua_newuserdatauv(L, CONN_SIZE + glH_parsersize(), GLH_UV_STATE);
   memset(c, 0, sizeof *c);
   c->idle = c->header = UINT64_MAX;
   glH_parserinit(PARSER(c), request, maxheader, maxbody);
@@ -374,18 +485,23 @@ static conn *newconn(lua_State *L, int request) {
 }
 
 /* core.serverconn(sock, max_header, max_body, header_timeout,
- * keepalive_timeout, meta) -> c: a server's connection, whose request
- * tables get `meta` as metatable (what the requests of one connection
- * share).  The first head is due header_timeout from now. */
+ * keepalive_timeout, meta, state) -> c: a server's connection, whose
+ * request tables (which are also the response objects) get `meta` as
+ * metatable (what the requests of one connection share: their methods,
+ * the peer's address), and whose state on the Lua side is `state`.  The
+ * first head is due header_timeout from now. */
 static int core_serverconn(lua_State *L) {
   uint64_t header = glL_opttimeout(L, 4), idle = glL_opttimeout(L, 5);
   conn *c = newconn(L, 1);
+  c->server = 1;
   c->header = header;
   c->idle = idle;
   c->due = glL_deadline(header);
   c->dueset = 1;
   lua_pushvalue(L, 6);
   lua_setiuservalue(L, -2, GLH_UV_META);
+  lua_pushvalue(L, 7);
+  lua_setiuservalue(L, -2, GLH_UV_STATE);
   return 1;
 }
 
@@ -399,6 +515,7 @@ static int core_clientconn(lua_State *L) {
 static const luaL_Reg conn_methods[] = {
   {"readhead", conn_readhead},
   {"readbody", conn_readbody},
+  {"exchange", conn_exchange},
   {"continue", conn_continue},
   {"state", conn_state},
   {"idle", conn_idle},

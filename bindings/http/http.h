@@ -35,9 +35,9 @@ enum {
 };
 
 /* The uservalues of a userdata holding a parser (a parser object or a
- * connection): the metatable of its request tables, and a connection's
- * stream. */
-enum { GLH_UV_META = 1, GLH_UV_SOCK };
+ * connection): the metatable of its request tables; a connection's
+ * stream, and the Lua side's state of a server's connection. */
+enum { GLH_UV_META = 1, GLH_UV_SOCK, GLH_UV_STATE };
 
 /* The size of a parser, for objects that hold one; init and free it. */
 size_t glH_parsersize(void);
@@ -95,6 +95,31 @@ glH_parser *glH_toparser(lua_State *L, int idx);
 
 /* The reason phrase of a status code ("OK"), or NULL if none is known. */
 const char *glH_reason(int status);
+/* }====== */
+
+/* {====== Messages (message.c) ====== */
+
+/* What glH_respond made: `bytes` (the head, and the body after it
+ * unless `rest`: a body too large to copy, to be sent after the bytes)
+ * lie in a buffer of message.c that the next message reuses. */
+typedef struct glH_reply {
+  const char *bytes;
+  size_t len;
+  int keepalive;     /* the connection may carry another request */
+  const char *mode;  /* streamed: "chunked", "length", "close", "none" */
+  int rest;
+} glH_reply;
+
+/* Builds the response to the last request read by p: `status`, the
+ * headers table at hidx (0 or nil: none), and the body at bidx: a string
+ * (or a number, or nil for none) for a whole response with its
+ * content-length, or false for a head whose body follows in pieces
+ * (r->mode).  `force` closes the connection after it.  Returns 0, or -1
+ * (nothing made) for a body of another type; raises for bad headers or
+ * a bad status.  Call glH_releaseout once the bytes are sent or copied. */
+int glH_respond(lua_State *L, glH_parser *p, lua_Integer status, int hidx,
+                int bidx, int force, glH_reply *r);
+void glH_releaseout(void);
 /* }====== */
 
 /* {====== Connections (conn.c) ====== */

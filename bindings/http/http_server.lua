@@ -54,6 +54,7 @@ end
 -- leaves a well-framed connection usable).
 local function senderror(c, status, keep)
   c.close, c.headsent = not keep, true
+  if c.res then c.res._used = true end  -- what the handler returns is dropped
   local reason = core.reason(status) or "Error"
   local ok, out, keepalive = pcall(response, c.conn, status,
     {["Content-Type"] = "text/plain"}, format("%d %s\n", status, reason),
@@ -100,14 +101,21 @@ end
 
 -- {====== Responses ======
 
-local Response = {__name = "green.http.response"}
-Response.__index = Response
+-- The response object is the request's own table: its methods are the
+-- request's, beside body (a response object of its own would cost every
+-- request a table; the handler gets the same table twice).  Its state
+-- is in private fields, set once a method is used.
+local Response = Request
 
+-- Checks self, and marks the response used: once a method was called,
+-- Lua ends the response (finish), not conn:exchange's fast path.
 local function checkres(res, fname)
-  if getmetatable(res) ~= Response then
+  if type(res) ~= "table" or rawget(res, "method") == nil or
+     type(res._c) ~= "table" then
     error(format("calling '%s' on bad self (green.http.response expected, "
       .. "got %s)", fname, typename(res)), 3)
   end
+  res._used = true
   return res._c
 end
 
@@ -185,7 +193,7 @@ local function streamhead(res)
   local c = res._c
   local headers = res._headers
   local out, keepalive, mode = response(c.conn, res._status or 200, headers,
-    false, c.srv._stopping or c.close)
+    false, c.close)
   res._headsent, c.headsent, c.keepalive, res._mode = true, true, keepalive,
     mode
   if mode == "length" then res._left = declared(headers) end
@@ -220,7 +228,7 @@ function Response:write(data)
   local c = checkres(self, "write")
   data = checkdata(data, "write")
   if self._finished then return nil, "finished" end
-  if c.req ~= self._req or (c.headsent and not self._headsent) then
+  if c.req ~= self or (c.headsent and not self._headsent) then
     return nil, "closed"  -- over, or answered by the server (400, 413)
   end
   local head = self._headsent and "" or streamhead(self)
@@ -248,12 +256,12 @@ function Response:finish(data)
   local c = checkres(self, "finish")
   if data ~= nil then data = checkdata(data, "finish") end
   if self._finished then return nil, "finished" end
-  if c.req ~= self._req or (c.headsent and not self._headsent) then
+  if c.req ~= self or (c.headsent and not self._headsent) then
     return nil, "closed"
   end
   if not self._headsent then
     local out, keepalive, rest = response(c.conn, self._status or 200,
-      self._headers, data, c.srv._stopping or c.close)
+      self._headers, data, c.close)
     self._headsent, self._finished, c.headsent = true, true, true
     c.keepalive = keepalive
     local ok, err = send(c, out)
@@ -291,7 +299,7 @@ local function finish(c, res, status, headers, body)
   end
   if res._headers then headers = mergeheaders(res, headers) end
   local out, keepalive, rest = response(c.conn, status or res._status or 200,
-    headers, body, c.srv._stopping or c.close)
+    headers, body, c.close)
   if out then
     c.headsent, c.keepalive = true, keepalive
     local sock = c.sock
@@ -316,16 +324,11 @@ end
 
 -- {====== Connections ======
 
--- The message handler of the handler's xpcall: a kill goes on as it
--- is; another error gets its traceback.
+-- The message handler of the xpcall of the slow path: a kill goes on as
+-- it is; another error gets its traceback (as conn.c's onerror).
 local function onerror(e)
   if e == GreenletExit then return e end
   return {traceback(tostring(e), 2)}
-end
-
--- Runs the handler for req and sends its response.
-local function exchange(srv, c, req, res)
-  return finish(c, res, srv._app(req, res))
 end
 
 local function logerror(req, err)
@@ -341,39 +344,48 @@ local connmeta = {__close = function(c) c.srv._conns[c] = nil end}
 -- connection (conn.c) reads each head straight from the socket's buffer,
 -- waiting keepalive_timeout for a new request (giving its stack up) and
 -- header_timeout for the rest of one, and drains a body the handler left
--- unread; its answers to bad requests are sent here.  What the requests
--- of the connection share (the peer's address, the connection, the
--- methods) is in their metatable's __index, so that each request table
--- holds only its own six fields.
+-- unread; then it runs the handler and sends what it returns, in one
+-- call (conn:exchange).  Its answers to bad requests are sent here, and
+-- the responses made with the response object.  What the requests of the
+-- connection share (the peer's address, the connection, the methods) is
+-- in their metatable's __index, so that each request table holds only
+-- its own six fields.
 local function serve(srv, sock, host, port)
   local c = setmetatable({sock = sock, srv = srv, close = false,
                           headsent = false, keepalive = false, req = false,
-                          linger = false}, connmeta)
+                          res = false, linger = false}, connmeta)
   local shared = setmetatable({remote_addr = host, remote_port = port,
                                _c = c}, Request)
   local conn = serverconn(sock, srv._max_header, srv._max_body,
     srv._header_timeout, srv._keepalive_timeout,
-    {__index = shared, __name = "green.http.request"})
+    {__index = shared, __name = "green.http.request"}, c)
   c.conn = conn
   srv._conns[c] = true
   local _ <close> = c
   sock:settimeouts(nil, srv._send_timeout, nil)
+  local readhead, exchange, app = conn.readhead, conn.exchange, srv._app
   while true do
-    local req, status = conn:readhead(srv._stopping)
+    local req, res = readhead(conn, srv._stopping)
     if not req then
-      if type(status) == "number" then
-        senderror(c, status)
+      if type(res) == "number" then  -- a bad request: res is its status
+        senderror(c, res)
         linger(sock)
       end
       return
     end
-    c.req, c.headsent = req, false
-    local res = setmetatable({_c = c, _req = req}, Response)
-    local ok, err = xpcall(exchange, onerror, srv, c, req, res)
-    c.req = false
+    c.req, c.res, c.headsent = req, res, false
+    local ok, a, b, d = exchange(conn, app, req, res)
+    if ok == true then  -- sent, or what is left to send is in a and d
+      c.keepalive = a
+      if b and not sock:send(b) then c.keepalive = false end
+      if d and not sock:send(d) then c.keepalive = false end
+    elseif ok == "res" then
+      ok, a = xpcall(finish, onerror, c, res, a, b, d)
+    end
+    c.req, c.res = false, false
     if not ok then
-      if err == GreenletExit then error(err, 0) end
-      logerror(req, err[1])
+      if a == GreenletExit then error(a, 0) end
+      logerror(req, a[1])
       if c.headsent then return end
       senderror(c, 500, true)
     end
@@ -407,6 +419,7 @@ function HTTPServer:stop(timeout)
   checkself(self, HTTPServer, "stop")
   self._stopping = true
   for c in pairs(self._conns) do
+    c.close = true  -- the connection closes after its answer
     if c.conn:idle() then c.sock:close() end
   end
   return StreamServer.stop(self, timeout)

@@ -50,15 +50,19 @@ static void putuint(lua_State *L, uint64_t v, int base) {
   put(L, tmp + i, sizeof tmp - (size_t)i);
 }
 
-/* Pushes what was built and starts over (a large buffer is let go). */
-static void pushout(lua_State *L) {
-  lua_pushlstring(L, obuf, olen);
-  olen = 0;
+void glH_releaseout(void) {
   if (ocap > KEEP_SCRATCH) {
     free(obuf);
     obuf = NULL;
     ocap = 0;
   }
+}
+
+/* Pushes what was built and starts over. */
+static void pushout(lua_State *L) {
+  lua_pushlstring(L, obuf, olen);
+  olen = 0;
+  glH_releaseout();
 }
 /* }====== */
 
@@ -166,7 +170,7 @@ static void putfield(lua_State *L, const char *name, size_t nlen,
  * array of them, each a line of its own) and notes those that matter. */
 static void putheaders(lua_State *L, int idx, seen *sn) {
   memset(sn, 0, sizeof *sn);
-  if (lua_isnoneornil(L, idx)) return;
+  if (idx == 0 || lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
@@ -207,48 +211,31 @@ static void putheaders(lua_State *L, int idx, seen *sn) {
 
 /* {====== Responses ====== */
 
-/* core.response(conn, status, headers, body, close) -> bytes, keepalive,
- * [rest] | bytes, keepalive, mode | nothing.  The response to the last
- * request read by conn (a connection or a parser): the status line,
- * `headers` (a table or nil), Date, and the framing of `body`:
- * - a string (or a number, or nil for none): the whole response, with
- *   content-length; the body follows the head unless the request was
- *   HEAD or the status has none; a large one comes back apart, as
- *   `rest`, to be sent after `bytes` rather than copied;
- * - false: only the head, for a body written later in pieces; `mode` says
- *   how they go: "chunked", "length" (the handler set content-length),
- *   "close" (an HTTP/1.0 client: until the close) or "none" (HEAD, 1xx,
- *   204, 304: no body);
- * - anything else: nothing is made, and nothing returned.
- * keepalive is false when the connection must close after it: the client
- * or the handler said close, `close` was true, the body ends with the
- * connection, or the request's body was never asked for (expect:
- * 100-continue) or belongs to another protocol (upgrade). */
-static int core_response(lua_State *L) {
+int glH_respond(lua_State *L, glH_parser *p, lua_Integer status, int hidx,
+                int bidx, int force, glH_reply *r) {
   glH_info info;
-  glH_parser *p = glH_toparser(L, 1);
-  lua_Integer status = luaL_checkinteger(L, 2);
   size_t blen = 0;
-  const char *body = "", *mode, *reason;
-  int keepalive, nobody, force = lua_toboolean(L, 5), streamed = 0;
+  const char *body = "", *reason;
+  int nobody, streamed = 0;
   seen sn;
-  switch (lua_type(L, 4)) {
+  switch (lua_type(L, bidx)) {
     case LUA_TSTRING: case LUA_TNUMBER:
-      body = lua_tolstring(L, 4, &blen);
+      body = lua_tolstring(L, bidx, &blen);
       break;
     case LUA_TNIL: case LUA_TNONE:
       break;
     case LUA_TBOOLEAN:
-      if (!lua_toboolean(L, 4)) {
+      if (!lua_toboolean(L, bidx)) {
         streamed = 1;
         break;
       }
       /* fall through */
     default:
-      return 0;
+      return -1;
   }
+  if (status < 100 || status > 999)
+    luaL_error(L, "invalid status %d", (int)status);
   glH_getinfo(p, &info);
-  luaL_argcheck(L, status >= 100 && status <= 999, 2, "status out of range");
   olen = 0;
   PUTLIT(L, "HTTP/1.1 ");
   putuint(L, (uint64_t)status, 10);
@@ -257,13 +244,13 @@ static int core_response(lua_State *L) {
   if (reason == NULL) reason = "Unknown";
   put(L, reason, strlen(reason));
   PUTLIT(L, "\r\n");
-  putheaders(L, 3, &sn);
+  putheaders(L, hidx, &sn);
   if (sn.te) luaL_error(L, "transfer-encoding is set by the server");
-  keepalive = info.keepalive && !force && !sn.close && !info.upgrade &&
-              !(info.expect && info.bodyleft);
+  r->keepalive = info.keepalive && !force && !sn.close && !info.upgrade &&
+                 !(info.expect && info.bodyleft);
+  r->mode = NULL;
   nobody = status < 200 || status == 204 || status == 304;
   if (!streamed) {
-    mode = NULL;
     if (!nobody) {
       if (!sn.length) {
         PUTLIT(L, "Content-Length: ");
@@ -275,19 +262,19 @@ static int core_response(lua_State *L) {
     }
     if (nobody || info.head) blen = 0;
   } else if (nobody || info.head) {
-    mode = "none";
+    r->mode = "none";
   } else if (sn.length) {
     if (sn.clbad) luaL_error(L, "invalid content-length");
-    mode = "length";
+    r->mode = "length";
   } else if (info.minor >= 1) {
-    mode = "chunked";
+    r->mode = "chunked";
     PUTLIT(L, "Transfer-Encoding: chunked\r\n");
   } else {
-    mode = "close";
-    keepalive = 0;
+    r->mode = "close";
+    r->keepalive = 0;
   }
   if (!sn.connection) {
-    if (!keepalive) PUTLIT(L, "Connection: close\r\n");
+    if (!r->keepalive) PUTLIT(L, "Connection: close\r\n");
     else if (info.minor == 0) PUTLIT(L, "Connection: keep-alive\r\n");
   }
   if (!sn.date) {
@@ -296,14 +283,33 @@ static int core_response(lua_State *L) {
     PUTLIT(L, "\r\n");
   }
   PUTLIT(L, "\r\n");
-  if (blen > 0 && blen <= INLINE_BODY) put(L, body, blen);
-  pushout(L);
-  lua_pushboolean(L, keepalive);
-  if (mode != NULL) {
-    lua_pushstring(L, mode);
+  r->rest = blen > INLINE_BODY;
+  if (blen > 0 && !r->rest) put(L, body, blen);
+  r->bytes = obuf;
+  r->len = olen;
+  olen = 0;
+  return 0;
+}
+
+/* core.response(conn, status, headers, body, close) -> bytes, keepalive,
+ * [rest] | bytes, keepalive, mode | nothing: glH_respond for Lua (the
+ * streamed responses and the server's own answers); `rest` is a body too
+ * large to copy after the head, to be sent after `bytes`. */
+static int core_response(lua_State *L) {
+  glH_parser *p = glH_toparser(L, 1);
+  lua_Integer status = luaL_checkinteger(L, 2);
+  glH_reply r;
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  if (glH_respond(L, p, status, 3, 4, lua_toboolean(L, 5), &r) != 0)
+    return 0;
+  lua_pushlstring(L, r.bytes, r.len);
+  glH_releaseout();
+  lua_pushboolean(L, r.keepalive);
+  if (r.mode != NULL) {
+    lua_pushstring(L, r.mode);
     return 3;
   }
-  if (blen > INLINE_BODY) {
+  if (r.rest) {
     lua_pushvalue(L, 4);
     return 3;
   }
