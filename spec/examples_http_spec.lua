@@ -8,18 +8,23 @@ local json = require "dkjson"
 
 local DIR = "scripts/examples/"
 
--- Starts an example server on a free port; returns its child and base URL.
-local function startexample(name)
+-- Runs fn(base URL) against an example server started on a free port,
+-- which is stopped after it however fn ends, and must have said nothing
+-- on stderr.
+local function withexample(name, fn)
   local child = h.spawn(("env -u LUA_INIT -u LUA_INIT_5_4 %s %s 0")
     :format(h.q(h.BIN), h.q(DIR .. name)))
   local port = child:await("listening on http://127%.0%.0%.1:(%d+)/")
-  return child, "http://127.0.0.1:" .. port
+  local ok, err = pcall(fn, "http://127.0.0.1:" .. port)
+  local _, stderr = child:kill()
+  http.close_idle()
+  assert(ok, err)
+  assert.equal("", stderr)
 end
 
 describe("scripts/examples/http_hello.lua", function()
   it("answers its paths", function()
-    local child, base = startexample("http_hello.lua")
-    local ok, err = pcall(function()
+    withexample("http_hello.lua", function(base)
       assert.equal("Hello, World!\n", assert(http.get(base .. "/")).body)
       assert.equal("Hello, green!\n",
         assert(http.get(base .. "/hello?name=green")).body)
@@ -30,17 +35,12 @@ describe("scripts/examples/http_hello.lua", function()
       assert.equal("1\n2\n3\n", res.body)
       assert.equal(404, assert(http.get(base .. "/nowhere")).status)
     end)
-    local _, stderr = child:kill()
-    http.close_idle()
-    assert(ok, err)
-    assert.equal("", stderr)
   end)
 end)
 
 describe("scripts/examples/json_api.lua", function()
   it("creates, lists, updates and deletes to-dos", function()
-    local child, base = startexample("json_api.lua")
-    local ok, err = pcall(function()
+    withexample("json_api.lua", function(base)
       local function call(method, path, body)
         local res = assert(http.request(base .. path, {method = method,
           body = body and json.encode(body)}))
@@ -63,10 +63,6 @@ describe("scripts/examples/json_api.lua", function()
       assert.equal(400, status)
       assert.equal(405, (call("PUT", "/todos")))
     end)
-    local _, stderr = child:kill()
-    http.close_idle()
-    assert(ok, err)
-    assert.equal("", stderr)
   end)
 end)
 

@@ -453,6 +453,26 @@ describe("green.http.server", function()
       end)
     end)
 
+    it("parks idle connections without a stack: their frames unwind, never copied",
+       function()
+      withserver(hello, nil, function(_, port)
+        local socks = {}
+        for i = 1, 300 do
+          socks[i] = connect(port)
+          assert(socks[i]:send(GET:format("/")))
+        end
+        for i = 1, 300 do assert(readresponse(socks[i])) end
+        green.sleep(0)
+        local st = green.stats()
+        -- beyond the private stacks and the greenthreads that last ran on
+        -- each shared stack, every idle connection holds no stack at all
+        assert.equal(0, st.displaced)
+        assert.is_true(st.unwound >= 300 - st.private_stacks
+          - st.shared_stacks, ("unwound: %d"):format(st.unwound))
+        for i = 1, 300 do socks[i]:close() end
+      end)
+    end)
+
     it("closes a connection idle past keepalive_timeout", function()
       withserver(hello, {keepalive_timeout = 0.05}, function(_, port)
         local r, s = ask(port, GET:format("/"))

@@ -1,6 +1,7 @@
 /* Codecs of green.http: percent-decoding (paths, query strings,
- * green.http.parse_query) and gzip/deflate bodies with zlib; plus the
- * table of private functions the Lua parts share (glH_pushcore). */
+ * green.http.parse_query), tokens, and gzip/deflate bodies with zlib;
+ * plus the table of private functions the Lua parts share
+ * (glH_pushcore). */
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -18,6 +19,19 @@ void glH_pushcore(lua_State *L) {
     lua_setfield(L, -3, CORE_NAME);
   }
   lua_remove(L, -2);
+}
+
+int glH_istoken(const char *s, size_t n) {
+  static const char other[] = "!#$%&'*+-.^_`|~";
+  size_t i;
+  if (n == 0) return 0;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || (c != 0 && strchr(other, c) != NULL)))
+      return 0;
+  }
+  return 1;
 }
 
 /* {====== Percent-decoding ====== */

@@ -135,6 +135,10 @@ enum {
   GLH_LENIENT = 2   /* a '%' without two hex digits stays as it is */
 };
 
+/* Whether n bytes at s are a token (RFC 9110 tchar: a header name, a
+ * method). */
+int glH_istoken(const char *s, size_t n);
+
 /* Percent-decodes n bytes at s into out (room for n bytes).  Returns the
  * decoded length, or (size_t)-1 if a '%' is not followed by two hex
  * digits (unless GLH_LENIENT). */

@@ -110,19 +110,6 @@ static int hastoken(const char *s, size_t n, const char *tok) {
   return 0;
 }
 
-static int istoken(const char *s, size_t n) {
-  static const char other[] = "!#$%&'*+-.^_`|~";
-  size_t i;
-  if (n == 0) return 0;
-  for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || (c != 0 && strchr(other, c) != NULL)))
-      return 0;
-  }
-  return 1;
-}
-
 /* The headers a message sets by itself unless the caller did. */
 typedef struct seen {
   int length, te, date, connection, close, host, agent, encoding;
@@ -181,7 +168,7 @@ static void putheaders(lua_State *L, int idx, seen *sn) {
       luaL_error(L, "invalid header name (string expected, got %s)",
                  luaL_typename(L, -2));
     name = lua_tolstring(L, -2, &n);
-    if (!istoken(name, n)) luaL_error(L, "invalid header name '%s'", name);
+    if (!glH_istoken(name, n)) luaL_error(L, "invalid header name '%s'", name);
     switch (name[0] | 0x20) {  /* the few that matter, cheaply */
       case 'a': if (lowereq(name, n, "accept-encoding")) sn->encoding = 1; break;
       case 'c':
@@ -337,8 +324,6 @@ static int core_chunk(lua_State *L) {
 
 /* {====== Requests ====== */
 
-static int ismethod(const char *s, size_t n) { return istoken(s, n); }
-
 /* core.request(method, target, host, headers, body) -> bytes: the head of
  * a client's request, with its body (a string or nil) after it.  Adds
  * Host, User-Agent, Accept-Encoding: gzip and Content-Length unless the
@@ -351,7 +336,7 @@ static int core_request(lua_State *L) {
   const char *host = luaL_checklstring(L, 3, &hlen);
   const char *body = luaL_optlstring(L, 5, NULL, &blen);
   seen sn;
-  luaL_argcheck(L, ismethod(method, mlen), 1, "invalid method");
+  luaL_argcheck(L, glH_istoken(method, mlen), 1, "invalid method");
   for (i = 0; i < tlen; i++)
     if ((unsigned char)target[i] <= ' ' || target[i] == 0x7f)
       luaL_argerror(L, 2, "invalid character in target");

@@ -321,20 +321,6 @@ static int isname(const char *s, size_t n, const char *name) {
   return 1;
 }
 
-/* RFC 9110 tchar: what a header name may hold. */
-static int istoken(const char *s, size_t n) {
-  static const char other[] = "!#$%&'*+-.^_`|~";
-  size_t i;
-  if (n == 0) return 0;
-  for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || (c != 0 && strchr(other, c) != NULL)))
-      return 0;
-  }
-  return 1;
-}
-
 /* Checks what http-parser lets through and a server must not: names
  * that are not tokens (a space before the colon), a missing or repeated
  * host, a transfer coding other than chunked alone, another major
@@ -344,7 +330,7 @@ static int checkhead(glH_parser *p) {
   for (i = 0; i < X.n; i++) {
     const field *f = &X.fields[i];
     const char *name = at(&f->name);
-    if (!istoken(name, f->name.len))
+    if (!glH_istoken(name, f->name.len))
       return fail(p, 400, "invalid header name");
     if (!p->request) continue;
     switch (name[0] | 0x20) {  /* the few that matter, cheaply */
@@ -450,6 +436,16 @@ static void pushmethod(lua_State *L, int keys, unsigned m) {
   lua_rawseti(L, keys, K_METHODS + (int)m);
 }
 
+/* Sets the fields of every message table at index t: version, headers. */
+static void setcommon(lua_State *L, glH_parser *p, int t, int keys) {
+  KEY(L, keys, K_VERSION);
+  pushversion(L, &p->hp, keys);
+  lua_rawset(L, t);
+  KEY(L, keys, K_HEADERS);
+  pushheaders(L);
+  lua_rawset(L, t);
+}
+
 /* Pushes the request table of the head at X.base: method, target, path,
  * query, version, headers; its metatable is the uservalue GLH_UV_META of
  * the userdata at index 1 (what every request of a connection shares:
@@ -499,12 +495,7 @@ static int pushrequest(lua_State *L, glH_parser *p, int keys) {
   if (qlen == 0) lua_rawgeti(L, keys, K_EMPTY);
   else lua_pushlstring(L, query, qlen);
   lua_rawset(L, t);
-  KEY(L, keys, K_VERSION);
-  pushversion(L, &p->hp, keys);
-  lua_rawset(L, t);
-  KEY(L, keys, K_HEADERS);
-  pushheaders(L);
-  lua_rawset(L, t);
+  setcommon(L, p, t, keys);
   if (lua_getiuservalue(L, 1, GLH_UV_META) == LUA_TTABLE)
     lua_setmetatable(L, t);
   else
@@ -524,12 +515,7 @@ static void pushresponse(lua_State *L, glH_parser *p, int keys) {
   if (p->first.off == UINT32_MAX) lua_rawgeti(L, keys, K_EMPTY);
   else lua_pushlstring(L, at(&p->first), p->first.len);
   lua_rawset(L, t);
-  KEY(L, keys, K_VERSION);
-  pushversion(L, &p->hp, keys);
-  lua_rawset(L, t);
-  KEY(L, keys, K_HEADERS);
-  pushheaders(L);
-  lua_rawset(L, t);
+  setcommon(L, p, t, keys);
 }
 
 /* Keeps the fields of a partial head for the next call; returns -1 out
