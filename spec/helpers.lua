@@ -165,4 +165,62 @@ end
 h.PYTHON = "/usr/bin/python3"
 -- }======
 
+-- {====== Background children ======
+-- A peer (redis-server, a Python server) runs in the background with its
+-- output in files, so that the hub goes on running greenthreads while it
+-- runs; `timeout` kills it after `limit` seconds (60) whatever happens.
+
+local Child = {}
+Child.__index = Child
+
+-- Starts the command line `cmd` in the background (`timeout` passes our
+-- kill on to it).
+function h.background(cmd, limit)
+  local c = setmetatable({out = os.tmpname(), err = os.tmpname(),
+                          pidfile = os.tmpname()}, Child)
+  assert(os.execute(("</dev/null timeout %d sh -c %s >%s 2>%s & echo $! >%s")
+    :format(limit or 60, h.q("exec " .. cmd), h.q(c.out), h.q(c.err),
+            h.q(c.pidfile))))
+  c.pid = tonumber(h.slurp(c.pidfile))
+  assert(c.pid, "no pid")
+  return c
+end
+
+function Child:output() return h.slurp(self.out), h.slurp(self.err) end
+
+-- Waits (at most `seconds`, 10) until the child's stdout or stderr
+-- matches `pattern`; returns the captures.
+function Child:await(pattern, seconds)
+  local green = require "green"
+  local deadline = green.now() + (seconds or 10)
+  while true do
+    local out, err = self:output()
+    local r = {out:match(pattern)}
+    if r[1] == nil then r = {err:match(pattern)} end
+    if r[1] ~= nil then return table.unpack(r) end
+    if green.now() > deadline then
+      error(("child output never matched %q:\n%s\nstderr:\n%s")
+        :format(pattern, out, err), 2)
+    end
+    green.sleep(0.01)
+  end
+end
+
+-- Kills the child and removes its files.
+function Child:kill()
+  os.execute(("kill %d 2>/dev/null"):format(self.pid))
+  os.remove(self.out); os.remove(self.err); os.remove(self.pidfile)
+end
+
+-- A TCP port of 127.0.0.1 free a moment ago, for peers that cannot be
+-- told to pick one themselves.
+function h.freeport()
+  local green = require "green"
+  local s = assert(green.socket.listen("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+-- }======
+
 return h

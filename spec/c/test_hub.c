@@ -124,6 +124,70 @@ TEST(hub_yield_interleaves_tasks) {
   for (i = 0; i < 6; i++) CHECK_EQ(order[i], want[i]);
 }
 
+static void yield50_body(job *j) {
+  int i;
+  for (i = 0; i < 50; i++) {
+    logid(j->id);
+    CHECK_EQ(gl_hub_yield(), GL_OK);
+  }
+}
+
+/* Tasks that yield switch straight to one another, and through the hub
+ * every so often (to poll): either way in strict turn. */
+TEST(hub_yield_keeps_turns_past_polls) {
+  static job jobs[3];
+  size_t i;
+  hub_setup(EVERYONE_PRIVATE);
+  for (i = 0; i < 3; i++) job_spawn(&jobs[i], (int)i, yield50_body);
+  gl_hub_wait_others();
+  CHECK_EQ(norder, 150);
+  for (i = 0; i < 150; i++) CHECK_EQ(order[i], (int)(i % 3));
+}
+
+static gl_waitq pingq, pongq;
+
+static void ping_body(job *j) {
+  gl_waiter w;
+  int i;
+  for (i = 0; i < 40; i++) {
+    logid(j->id);
+    gl_waitq_wake_one(&pongq, GL_OK);
+    gl_waiter_init(&w, GL_WAIT_UNKNOWN, NULL);
+    CHECK_EQ(gl_waitq_wait(&pingq, &w, UINT64_MAX), GL_OK);
+  }
+  gl_waitq_wake_one(&pongq, GL_OK);
+}
+
+static void pong_body(job *j) {
+  gl_waiter w;
+  int i;
+  for (i = 0; i < 40; i++) {
+    gl_waiter_init(&w, GL_WAIT_UNKNOWN, NULL);
+    CHECK_EQ(gl_waitq_wait(&pongq, &w, UINT64_MAX), GL_OK);
+    logid(j->id);
+    gl_waitq_wake_one(&pingq, GL_OK);
+  }
+}
+
+/* A park and a wake back and forth: each park switches straight to the
+ * task just woken. */
+static void ping_pong_case(size_t private_stacks) {
+  static job a, b;
+  size_t i;
+  hub_setup(private_stacks);
+  gl_waitq_init(&pingq);
+  gl_waitq_init(&pongq);
+  job_spawn(&b, 1, pong_body);
+  job_spawn(&a, 0, ping_body);
+  gl_hub_wait_others();
+  CHECK_EQ(norder, 80);
+  for (i = 0; i < 80; i++) CHECK_EQ(order[i], (int)(i % 2));
+  CHECK(a.done && b.done);
+}
+
+TEST(hub_park_and_wake_ping_pong) { ping_pong_case(EVERYONE_PRIVATE); }
+TEST(hub_park_and_wake_ping_pong_on_shared_stacks) { ping_pong_case(0); }
+
 /* The main task takes part in the round too. */
 TEST(hub_yield_from_main_runs_others_once) {
   static job a, b;
