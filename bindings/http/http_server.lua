@@ -15,8 +15,8 @@ local serverconn, response, chunk = core.serverconn, core.response,
   core.chunk
 local type, tostring, tonumber, tointeger, pairs = type, tostring,
   tonumber, math.tointeger, pairs
-local setmetatable, getmetatable, error, xpcall, pcall = setmetatable,
-  getmetatable, error, xpcall, pcall
+local setmetatable, rawget, error, xpcall, pcall = setmetatable, rawget,
+  error, xpcall, pcall
 local traceback, lower, format = debug.traceback, string.lower, string.format
 
 local LINGER_TIME = 2          -- seconds a closing connection drains
