@@ -37,16 +37,16 @@ describe("green.virtual_clock", function()
 
   it("gives the same orders and results as the real clock", function()
     local fix = q("spec/fixtures/observe_clock.lua")
-    local real, err, status = h.run(fix)
+    local real, err, status = h.greenlua(fix)
     assert.equal(0, status, err)
-    local virtual, verr, vstatus = h.run(fix, {env = VIRTUAL})
+    local virtual, verr, vstatus = h.greenlua(fix, {env = VIRTUAL})
     assert.equal(0, vstatus, verr)
     assert.truthy(real:find("elapsed at least\ttrue\n", 1, true), real)
     assert.equal(real, virtual)
   end)
 
   it("runs an hour of sleeps and timeouts in no time", function()
-    local out, err, status = h.run(q("spec/fixtures/observe_hour.lua"),
+    local out, err, status = h.greenlua(q("spec/fixtures/observe_hour.lua"),
       {env = VIRTUAL})
     assert.equal(0, status, err)
     local clock, real = out:match("^clock (%d+) real ([%d.]+)\n$")
@@ -56,14 +56,14 @@ describe("green.virtual_clock", function()
   end)
 
   it("keeps real time while I/O is in flight", function()
-    local out, err, status = h.run(q("spec/fixtures/observe_clock_io.lua"))
+    local out, err, status = h.greenlua(q("spec/fixtures/observe_clock_io.lua"))
     assert.equal(0, status, err)
     assert.equal("receiving: real true clock true\nreceived\tline\n"
       .. "closed: real true clock true\n", out)
   end)
 
   it("still reports a deadlock", function()
-    local out, err, status = h.run(q("spec/fixtures/observe_vdeadlock.lua"),
+    local out, err, status = h.greenlua(q("spec/fixtures/observe_vdeadlock.lua"),
       {env = VIRTUAL})
     assert.equal(1, status)
     assert.equal("slept an hour\n", out)

@@ -241,7 +241,7 @@ describe("green.dump", function()
 
   it("reads greenthreads that gave their stack up or had it copied out",
      function()
-    local out, err, status = h.run(q("spec/fixtures/observe_stacks.lua"),
+    local out, err, status = h.greenlua(q("spec/fixtures/observe_stacks.lua"),
       {env = "GREENLUA_PRIVATE_STACKS=0"})
     assert.equal(0, status, err)
     local shared, displaced, unwound = out:match(
@@ -257,14 +257,14 @@ describe("green.dump", function()
   end)
 
   it("shows the main greenthread waiting for the others to end", function()
-    local out, err, status = h.run(q("spec/fixtures/observe_others.lua"))
+    local out, err, status = h.greenlua(q("spec/fixtures/observe_others.lua"))
     assert.equal(0, status, err)
     assert.truthy(out:match("\n1 main %[others, [%d.]+ s%]: the other "
       .. "greenthreads to end\n"), out)
   end)
 
   it("shows the prompt waiting on its input", function()
-    local out, err, status = h.run("-i -e " .. q("green.spawn(function() "
+    local out, err, status = h.greenlua("-i -e " .. q("green.spawn(function() "
       .. "green.sleep(0.05) io.stderr:write(green.dump()) end)"),
       {stdin = "(sleep 0.5; echo 'os.exit(0)')"})
     assert.equal(0, status, out)

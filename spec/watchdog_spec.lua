@@ -22,7 +22,7 @@ describe("green.watchdog", function()
 
   it("reports a runaway greenthread's name and traceback on stderr",
      function()
-    local out, err, status = h.run(q(FIX) .. " report")
+    local out, err, status = h.greenlua(q(FIX) .. " report")
     assert.equal(0, status, err)
     assert.equal("went on\n", out)
     assert.truthy(err:find("greenlua: watchdog: greenthread 'spinner' %(id "
@@ -32,7 +32,7 @@ describe("green.watchdog", function()
   end)
 
   it("hooks the coroutine a greenthread runs in", function()
-    local out, err, status = h.run(q(FIX) .. " coroutine")
+    local out, err, status = h.greenlua(q(FIX) .. " coroutine")
     assert.equal(0, status, err)
     assert.equal("went on\n", out)
     has(err, "watchdog: greenthread 'in-coroutine'")
@@ -42,7 +42,7 @@ describe("green.watchdog", function()
 
   it("reports a greenthread stuck in a C function by name, then its "
      .. "traceback once the function returns", function()
-    local out, err, status = h.run(q(FIX) .. " cfunction")
+    local out, err, status = h.greenlua(q(FIX) .. " cfunction")
     assert.equal(0, status, err)
     assert.equal("went on\n", out)
     assert.truthy(err:find("watchdog: greenthread 'sorter' %(id %d+%) has "
@@ -52,7 +52,7 @@ describe("green.watchdog", function()
   end)
 
   it("is off after green.watchdog(nil)", function()
-    local out, err, status = h.run(q(FIX) .. " off")
+    local out, err, status = h.greenlua(q(FIX) .. " off")
     assert.equal(0, status, err)
     assert.equal("went on\n", out)
     assert.equal("", err)
