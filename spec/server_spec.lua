@@ -417,6 +417,38 @@ describe("green.StreamServer", function()
     a:stop(); b:stop()
   end)
 
+  it("serves, when it stops, the connections waiting in the backlog of a "
+     .. "listener that shares its port", function()
+    -- a's pool of one is busy, so its share of the connections waits in
+    -- its own backlog; stopping a must answer them, not reset them.
+    local go = green.Event()
+    local a = green.StreamServer("127.0.0.1", 0, function(s)
+      go:wait()
+      s:send("a\n")
+    end, {reuseport = true, pool = 1}):start()
+    local b = green.StreamServer("127.0.0.1", a.port, function(s)
+      s:send("b\n")
+    end, {reuseport = true}):start()
+    local clients = {}
+    for i = 1, 40 do clients[i] = connect(a) end
+    green.sleep(0.05)  -- the kernel has sorted them out between a and b
+    local stopping = green.spawn(a.stop, a, 5)
+    green.sleep(0)
+    go:set()
+    local got = {}
+    for i = 1, 40 do
+      clients[i]:settimeout(5)
+      local line, err = clients[i]:receive()
+      got[line or err] = (got[line or err] or 0) + 1
+      clients[i]:close()
+    end
+    stopping:join()
+    b:stop()
+    assert.is_nil(got["connection reset by peer"])
+    assert.equal(40, (got.a or 0) + (got.b or 0))
+    assert.is_true((got.a or 0) > 1)  -- more than the one a was serving
+  end)
+
   it("listens on a Unix socket for a host 'unix:PATH'", function()
     local path = os.tmpname()
     os.remove(path)

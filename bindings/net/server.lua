@@ -223,7 +223,8 @@ local function handlerlist(srv)
 end
 
 -- srv:stop([timeout]): stops accepting (closes the listener, and the
--- connections waiting in its backlog with it), waits up to `timeout`
+-- connections waiting in its backlog with it, but for a listener that
+-- shares its port, whose waiting connections are served), waits up to `timeout`
 -- seconds (default opts.stop_timeout, else 1) for the handlers to end,
 -- then kills the rest and waits for them (one more second at most: a
 -- handler that catches its kill goes on running).  A handler may stop its own
@@ -239,7 +240,15 @@ function StreamServer:stop(timeout)
   serving[self] = nil
   local ls, acceptor = self._listener, self._acceptor
   self._listener, self._acceptor = nil, nil
+  -- A listener that shares its port (reuseport: --workers) has a backlog
+  -- of its own, which close would reset while the other listeners go on:
+  -- its connections are taken first, with no wait before the close, and
+  -- served like the others.
+  local late = self._opts.reuseport and ls:_acceptall()
   ls:close()  -- the accept loop sees "closed" and ends
+  for _, sock in ipairs(late or {}) do
+    self._handlers[spawn(serve, self, sock)] = sock
+  end
   if self.path then os.remove(self.path) end
   if acceptor ~= getcurrent() then acceptor:kill() end  -- may wait for room
   local deadline = now() + timeout

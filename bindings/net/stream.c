@@ -210,6 +210,28 @@ static int stream_accept(lua_State *L) {
   if (e < 0) return glS_fail(L, e);  /* "closed", "timeout", ... */
   return 1;
 }
+
+/* s:_acceptall() -> {client, ...}: every connection in the listener's
+ * backlog now, without waiting (StreamServer:stop takes them before it
+ * closes a listener that shares its port, whose backlog close would
+ * reset).  An error other than an empty backlog ends the list. */
+static int stream_acceptall(lua_State *L) {
+  glS_stream *s = glS_checkstream(L, 1), *c;
+  lua_Integer n = 0;
+  lua_newtable(L);
+  while (s->state == GLS_LISTENING) {
+    c = glS_newstream(L, s->kind);
+    c->optset = s->optset & (GLS_OPT_NODELAY | GLS_OPT_KEEPALIVE);
+    c->optval = s->optval;
+    c->maxline = s->maxline;
+    if (glS_tryaccept(s, c) < 0) {
+      lua_pop(L, 1);  /* the unused stream is collected */
+      break;
+    }
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
 /* }====== */
 
 /* {====== Sending ====== */
@@ -524,6 +546,7 @@ static int stream_tostring(lua_State *L) {
 const luaL_Reg glS_stream_methods[] = {
   {"listen", stream_listen},
   {"accept", stream_accept},
+  {"_acceptall", stream_acceptall},
   {"send", stream_send},
   {"receive", stream_receive},
   {"receiveany", stream_receiveany},

@@ -284,6 +284,7 @@ int glS_listen(glS_stream *s, int backlog);
  * meanwhile, UV_ETIMEDOUT; *rc is the last park's status (a GL_EINTR is
  * the caller's to raise, before anything else). */
 int glS_accept(glS_stream *s, glS_stream *c, int *rc);
+int glS_tryaccept(glS_stream *s, glS_stream *c);
 
 /* The raw write path.  A sender first takes the write turn (senders go
  * one at a time, in order): glS_writeturn parks until it is its turn and

@@ -238,6 +238,16 @@ int glS_listen(glS_stream *s, int backlog) {
   return 0;
 }
 
+/* Makes c the stream of fd, a connection just accepted. */
+static int adopt(glS_stream *c, int fd) {
+  int e = glS_applyopts(c, fd, GLS_OPT_NODELAY | GLS_OPT_KEEPALIVE);
+  if (e == 0) e = glS_openstream(c, fd);
+  else close(fd);
+  if (e < 0) return e;
+  c->state = GLS_CONNECTED;
+  return 0;
+}
+
 /* Accepts with accept4 itself, parking on the listener's readability
  * (only while someone accepts: others wait in the kernel's backlog).
  * Out of file descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM), it stops
@@ -276,12 +286,20 @@ int glS_accept(glS_stream *s, glS_stream *c, int *rc) {
     if (*rc == GL_ETIMEDOUT && glL_remaining(deadline) == 0)
       return UV_ETIMEDOUT;
   }
-  e = glS_applyopts(c, fd, GLS_OPT_NODELAY | GLS_OPT_KEEPALIVE);
-  if (e == 0) e = glS_openstream(c, fd);
-  else close(fd);
-  if (e < 0) return e;
-  c->state = GLS_CONNECTED;
-  return 0;
+  return adopt(c, fd);
+}
+
+/* One accept4 on a listener, never waiting: 0 with c connected, or
+ * UV_EAGAIN when its backlog is empty, or another error. */
+int glS_tryaccept(glS_stream *s, glS_stream *c) {
+  int fd;
+  GL_ASSERT(s->state == GLS_LISTENING);
+  do {
+    fd = accept4(s->h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  } while (fd < 0 && (errno == EINTR || errno == ECONNABORTED ||
+                      errno == EPROTO));
+  if (fd < 0) return errno == EWOULDBLOCK ? UV_EAGAIN : -errno;
+  return adopt(c, fd);
 }
 /* }====== */
 
