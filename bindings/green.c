@@ -45,7 +45,10 @@ static int slept(lua_State *L, int rc, gl_waiter *w) {
 /* green.sleep([seconds]): 0, nil or a negative number yields once. */
 static int green_sleep(lua_State *L) {
   int isnum;
-  lua_Number s = lua_tonumberx(L, 1, &isnum);  /* the common case, cheaply */
+  lua_Number s;
+  if (lua_tointegerx(L, 1, &isnum) == 0 && isnum)  /* sleep(0): a yield */
+    return slept(L, gl_hub_yield(), NULL);
+  s = lua_tonumberx(L, 1, &isnum);              /* the common case, cheaply */
   if (!isnum) s = luaL_optnumber(L, 1, 0);      /* nil, none, or an error */
   luaL_argcheck(L, s == s, 1, "not a number (NaN)");
   if (s > 0) {

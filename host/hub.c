@@ -29,6 +29,8 @@ static struct {
   gl_task *head, *tail;   /* the run queue */
   gl_task *ioh, *iot;     /* woken by loop callbacks since the last poll */
   gl_task *iofront;       /* the last spliced task not run yet, or NULL */
+  gl_task *last;          /* the last task of the round under way (the
+                             tail when it began), or NULL between rounds */
   int inrun;              /* the hub is inside uv_run */
   unsigned round;         /* counts rounds, for the fairness of pushio */
   gl_task *live_head, *live_tail;
@@ -90,6 +92,8 @@ void gl_hub_unwind_eagerly(int on) {
   eager_unwind = on;
   H.eager = on;
 }
+
+#define WAITING (-1)  /* a waiter's status until a waker writes one */
 
 /* {====== Run queue and tasks ====== */
 
@@ -236,10 +240,21 @@ void gl_hub_spawn(gl_task *t) {
   push(t);
 }
 
-/* Switches from the current task to the hub. */
+static gl_task *direct(gl_task *t);
+
+/* Switches from the current task, which parked or yielded (or finished),
+ * to the hub, or straight to the next task when the hub has nothing else
+ * to do in between (direct). */
 static void tohub(gl_task *t, int finishing) {
-  gl_coro_switch(&t->coro, &H.co, finishing);
-  /* back: the hub switched to us again */
+  gl_task *n;
+  if (!finishing && (n = direct(t)) != NULL) {
+    n->state = GL_TASK_RUNNING;
+    H.current = n;
+    if (n != t) gl_coro_switch(&t->coro, &n->coro, 0);
+  } else {
+    gl_coro_switch(&t->coro, &H.co, finishing);
+  }
+  /* back: the hub, or a task, switched to us again */
   GL_ASSERT(H.current == t);
 }
 
@@ -350,8 +365,11 @@ static void activate(gl_task *t) {
 
 static int settle(gl_task *t);
 
-static void runtask(gl_task *t) {
-  if (!settle(t)) return;  /* woken spuriously: parked again */
+/* Runs t until a task switches back to the hub: t, or the last of the
+ * tasks that switched straight to one another from t on (direct).
+ * Returns that task. */
+static gl_task *runtask(gl_task *t) {
+  if (!settle(t)) return t;  /* woken spuriously: parked again */
   if (!t->started) {
     if (t->state != GL_TASK_NEW) H.unwound--;  /* back after unwinding */
     start(t);
@@ -360,11 +378,13 @@ static void runtask(gl_task *t) {
   t->state = GL_TASK_RUNNING;
   H.current = t;
   gl_coro_switch(&H.co, &t->coro, 0);
+  t = H.current;
   H.current = NULL;
   if (t->state == GL_TASK_DEAD)
     drop_stack(t);
   else if (H.eager && t->state == GL_TASK_PARKED && t->unwindable)
     unwind(t);
+  return t;
 }
 
 static void deadlock(void) {
@@ -372,31 +392,64 @@ static void deadlock(void) {
   gl_fatal("deadlock: every greenthread is blocked and nothing can wake one");
 }
 
+/* Whether a deadline passed while tasks ran. */
+static int due(void) {
+  return gl_clock_next_deadline() != UINT64_MAX &&
+         gl_clock_now() >= gl_clock_next_deadline();
+}
+
+/* What the hub does after each task it ran, before the next. */
+static void between(gl_task *t) {
+  if (due()) gl_clock_expire();
+  if (++H.ran >= POLL_CHECK) {
+    H.ran = 0;
+    if (uv_hrtime() - H.polled >= POLL_EVERY_NS) poll(UV_RUN_NOWAIT);
+  }
+  splice();  /* once, so batches woken earlier stay ahead */
+  if (t == H.last) H.last = NULL;  /* the round is over */
+}
+
+/* The hub runs rounds: the tasks ready when a round begins, in order, and
+ * those that loop callbacks wake meanwhile ahead of the rest (pushio). */
 static void hub_main(gl_coro *co) {
   GL_UNUSED(co);
   for (;;) {
-    gl_task *last = H.tail;
-    H.round++;
-    if (last != NULL) {
-      gl_task *t;
-      do {  /* one round: the tasks ready when it began */
-        t = pop();
-        runtask(t);
-        if (gl_clock_next_deadline() != UINT64_MAX &&
-            gl_clock_now() >= gl_clock_next_deadline())
-          gl_clock_expire();  /* a deadline passed while tasks ran */
-        if (++H.ran >= POLL_CHECK) {
-          H.ran = 0;
-          if (uv_hrtime() - H.polled >= POLL_EVERY_NS) poll(UV_RUN_NOWAIT);
-        }
-        splice();  /* once, so batches woken earlier stay ahead */
-      } while (t != last);
-      if (H.head != NULL) continue;
+    gl_task *t;
+    if (H.last == NULL) {  /* a round begins */
+      H.round++;
+      if ((H.last = H.tail) == NULL) {
+        if (!uv_loop_alive(H.loop)) deadlock();
+        poll(UV_RUN_ONCE);
+        splice();
+        continue;
+      }
     }
-    if (!uv_loop_alive(H.loop)) deadlock();
-    poll(UV_RUN_ONCE);
-    splice();
+    t = runtask(pop());
+    between(t);
   }
+}
+
+/* The next task, for a switch straight from t (parked or ready again) to
+ * it, when the hub would do nothing between them: no deadline passed, no
+ * poll due, no wake from the loop to splice, and the next task's frames
+ * are on its stack and it was woken by a waker's status (settle() has
+ * nothing to decide).  Does the hub's bookkeeping of the switch and
+ * takes the task off the run queue; NULL: switch to the hub. */
+static gl_task *direct(gl_task *t) {
+  gl_task *n = H.head;
+  if (n == NULL || !n->started || H.eager || H.ioh != NULL ||
+      H.ran + 1 >= POLL_CHECK ||
+      (n->coro.shared && n->coro.stack->occupant != &n->coro) ||
+      (n->waiter != NULL && n->waiter->status == WAITING) || due())
+    return NULL;
+  H.ran++;
+  if (t == H.last) {  /* the round is over; the next begins */
+    H.round++;
+    H.last = H.tail;
+  }
+  pop();
+  settle(n);
+  return n;
 }
 /* }====== */
 
@@ -420,7 +473,6 @@ const char *gl_wait_name(int kind) {
  * ends: with a waker's status, with GL_EINTR, or (nothing pending any
  * more) not at all. */
 
-#define WAITING (-1)  /* a waiter's status until a waker writes one */
 
 static void cause_insert(gl_task *t, gl_cause *c) {
   gl_cause *head = t->pending, *at = head;

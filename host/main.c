@@ -20,6 +20,7 @@
 #include "green.h"
 #include "heap.h"
 #include "hub.h"
+#include "workers.h"
 
 #ifndef GL_VERSION
 #define GL_VERSION "0.1.0"
@@ -31,6 +32,10 @@
 #define MAXINPUT 512         /* longest line the prompt reads at once */
 #define STACKSIZE_ENV "GREENLUA_STACK_SIZE"
 #define STACKSIZE_OPT "--stack-size"
+#define WORKERS_OPT "--workers"
+#define GRACE_OPT "--grace"
+#define MAX_WORKERS 1024
+#define DEFAULT_GRACE 10.0
 
 /* What collectargs found on the command line. */
 #define has_error 1   /* bad option */
@@ -43,6 +48,8 @@
 static lua_State *globalL = NULL;      /* the state SIGINT interrupts */
 static const char *progname = PROGNAME;
 static const char *stacksize = NULL;   /* --stack-size=SIZE, or NULL */
+static const char *workers = NULL;     /* --workers N, or NULL */
+static const char *grace = NULL;       /* --grace SECONDS, or NULL */
 
 /* {====== Interrupting a chunk with SIGINT ====== */
 
@@ -102,6 +109,9 @@ static void print_usage(const char *badoption) {
   fprintf(stderr, "%s: ", progname);
   if (strcmp(badoption, STACKSIZE_OPT) == 0)
     fprintf(stderr, "'%s' needs '=SIZE'\n", badoption);
+  else if (strcmp(badoption, WORKERS_OPT) == 0 ||
+           strcmp(badoption, GRACE_OPT) == 0)
+    fprintf(stderr, "'%s' needs a number\n", badoption);
   else if (badoption[1] == 'e' || badoption[1] == 'l')
     fprintf(stderr, "'%s' needs argument\n", badoption);
   else
@@ -117,6 +127,8 @@ static void print_usage(const char *badoption) {
     "  -E                 ignore environment variables\n"
     "  -W                 turn warnings on\n"
     "  --stack-size=SIZE  C stack size of greenthreads (256k, 1m, 65536)\n"
+    "  --workers N        run the script in N worker processes\n"
+    "  --grace SECONDS    how long workers have to stop (10)\n"
     "  --help             explain options and how greenlua runs a script\n"
     "  --                 stop handling options\n"
     "  -                  stop handling options and execute stdin\n",
@@ -142,6 +154,10 @@ static void print_help(void) {
     "  -W                 turn warnings on\n"
     "  --stack-size=SIZE  C stack size of each greenthread: bytes, or a\n"
     "                     number with k, m or g (256k, 1m, 65536)\n"
+    "  --workers N        run the script in N worker processes, watched\n"
+    "                     over by this one (see Multi-core below)\n"
+    "  --grace SECONDS    how long workers have to finish what is in\n"
+    "                     flight once told to stop (default 10)\n"
     "  --help             show this help\n"
     "  --                 stop handling options\n"
     "  -                  stop handling options and execute stdin\n"
@@ -168,7 +184,17 @@ static void print_help(void) {
     "  its traceback and the greenthread's name; the program goes on.\n"
     "  An error escaping the main chunk is printed with its traceback and\n"
     "  greenlua exits 1 at once, without waiting for other greenthreads.\n"
-    "  green.exit([code]) ends the process at once with that status.\n",
+    "  green.exit([code]) ends the process at once with that status.\n"
+    "\n"
+    "Multi-core (--workers N):\n"
+    "  This process becomes a master that starts N workers, each running\n"
+    "  the script with its own hub; green.worker() gives each its number.\n"
+    "  Servers started with opts.reuseport = true share their port.  A\n"
+    "  worker that dies is started again (after a growing delay if it\n"
+    "  keeps dying at start; the master gives up after 5 such deaths).\n"
+    "  SIGTERM or SIGINT stops the workers (each stops its servers and\n"
+    "  finishes what is in flight within the grace period); SIGHUP\n"
+    "  replaces them one by one, the port staying open.\n",
     progname);
 }
 
@@ -291,6 +317,24 @@ static int handle_script(lua_State *L, char **argv) {
 
 /* {====== Command line ====== */
 
+/* Reads the long option `name` at argv[*i], as "name=value" or "name
+ * value" (then *i moves past the value) into *value.  Returns 0 if
+ * argv[*i] is not that option; *value is NULL if its value is missing. */
+static int longvalue(char **argv, int *i, const char *name,
+                     const char **value) {
+  size_t n = strlen(name);
+  if (strncmp(argv[*i], name, n) != 0) return 0;
+  if (argv[*i][n] == '=') {
+    *value = argv[*i] + n + 1;
+  } else if (argv[*i][n] == '\0') {
+    *value = argv[*i + 1];
+    if (*value != NULL) (*i)++;
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
 /* Checks the options before the script and returns the has_* flags found,
  * or has_error.  *first becomes the index of the script (argc if none) or,
  * on error, of the bad option.  Our long options are recorded here. */
@@ -317,8 +361,13 @@ static int collectargs(char **argv, int *first) {
         else if (strncmp(argv[i], STACKSIZE_OPT "=",
                          strlen(STACKSIZE_OPT "=")) == 0)
           stacksize = argv[i] + strlen(STACKSIZE_OPT "=");
-        else
+        else if (longvalue(argv, &i, WORKERS_OPT, &workers)) {
+          if (workers == NULL) return has_error;
+        } else if (longvalue(argv, &i, GRACE_OPT, &grace)) {
+          if (grace == NULL) return has_error;
+        } else {
           return has_error;
+        }
         break;
       case '\0':  /* '-': the script is stdin */
         return args;
@@ -423,6 +472,29 @@ static int setstacksize(int args) {
           progname, what, text, progname);
   fflush(stderr);
   return 0;
+}
+/* Reads --workers and --grace.  Returns the number of workers (0 without
+ * --workers), or -1 after reporting an unusable value. */
+static int getworkers(double *secs) {
+  char *end;
+  long n = 0;
+  *secs = DEFAULT_GRACE;
+  if (grace != NULL) {
+    *secs = strtod(grace, &end);
+    if (end == grace || *end != '\0' || !(*secs >= 0 && *secs <= 86400)) {
+      fprintf(stderr, "%s: bad %s '%s' (use seconds, e.g. 10 or 0.5)\n",
+              progname, GRACE_OPT, grace);
+      return -1;
+    }
+  }
+  if (workers == NULL) return 0;
+  n = strtol(workers, &end, 10);
+  if (end == workers || *end != '\0' || n < 1 || n > MAX_WORKERS) {
+    fprintf(stderr, "%s: bad %s '%s' (use a number from 1 to %d)\n",
+            progname, WORKERS_OPT, workers, MAX_WORKERS);
+    return -1;
+  }
+  return (int)n;
 }
 /* }====== */
 
@@ -582,7 +654,8 @@ static int pmain(lua_State *L) {
   int script;
   int args = collectargs(argv, &script);
   int optlim = (script > 0) ? script : argc;  /* first non-option */
-  int repl;
+  int repl, nworkers;
+  double gracesecs;
   luaL_checkversion(L);
   if (args == has_error) {
     print_usage(argv[script]);
@@ -599,6 +672,16 @@ static int pmain(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   if (!setstacksize(args)) return 0;
+  if ((nworkers = getworkers(&gracesecs)) < 0) return 0;
+  if (nworkers > 0) {
+    if (script == argc || (args & has_i)) {
+      fprintf(stderr, "%s: %s needs a script (and no -i)\n", progname,
+              WORKERS_OPT);
+      return 0;
+    }
+    /* Before any hub or loop exists; returns in each worker. */
+    gl_workers_run(nworkers, gracesecs, progname);
+  }
   repl = (args & has_i) ||
          (script == argc && !(args & (has_e | has_v)) && isatty(0));
   /* The prompt polls fd 0 before each read: nothing may wait in stdio's

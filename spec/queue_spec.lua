@@ -426,6 +426,47 @@ describe("green.Queue", function()
   it("loses and duplicates nothing under timeouts and kills", function()
     stress("Queue")
   end)
+
+  it("keeps order as its ring of items wraps around", function()
+    local q, want, got, full = green.Queue(3), {}, {}, 0
+    for i = 1, 40 do
+      for _, v in ipairs(i % 3 == 0 and {i, -i} or {i}) do
+        if q:put_nowait(v) then want[#want + 1] = v else full = full + 1 end
+      end
+      if i % 4 == 0 then got[#got + 1] = q:get_nowait() end
+      got[#got + 1] = q:get_nowait()
+    end
+    assert.is_true(#want > 40 and full > 0)
+    for _, v in ipairs(drain(q)) do got[#got + 1] = v end
+    assert.same(want, got)
+  end)
+
+  it("holds items put for woken getters beyond its bound, in order",
+     function()
+    -- Each put finds a getter waiting and stores the item for it: those
+    -- items count until the getters run, far past maxsize.
+    local q, got = green.Queue(2), {}
+    for i = 1, 30 do green.spawn(function() got[i] = q:get() end) end
+    green.sleep(0)
+    for i = 1, 30 do assert.is_true(q:put_nowait(i)) end
+    assert.equal(0, q:qsize())
+    green.sleep(0)
+    assert.same((function()
+      local t = {}
+      for i = 1, 30 do t[i] = i end
+      return t
+    end)(), got)
+    -- and it is still bounded, and in order, afterwards
+    for i = 1, 2 do assert.is_true(q:put_nowait(i)) end
+    assert.same(pack(nil, "full"), pack(q:put_nowait(3)))
+    assert.same({1, 2}, drain(q))
+  end)
+
+  it("loses and duplicates nothing at its largest inline bound and past it",
+     function()
+    stress("Queue", {make = function() return green.Queue(1024) end})
+    stress("Queue", {make = function() return green.Queue(1025) end})
+  end)
 end)
 
 describe("green.LifoQueue", function()
@@ -449,6 +490,22 @@ describe("green.LifoQueue", function()
     assert.same({3, 1}, {q:get(), q:get()})
     green.sleep(0)
     assert.same({4}, drain(q))
+  end)
+
+  it("holds items put for woken getters beyond its bound", function()
+    local q, got = green.LifoQueue(2), {}
+    for _ = 1, 30 do
+      green.spawn(function() local v = q:get(); got[#got + 1] = v end)
+    end
+    green.sleep(0)
+    for i = 1, 30 do assert.is_true(q:put_nowait(i)) end
+    green.sleep(0)
+    table.sort(got)
+    assert.equal(30, #got)
+    for i = 1, 30 do assert.equal(i, got[i]) end
+    q:put(1); q:put(2)
+    assert.same(pack(nil, "full"), pack(q:put_nowait(3)))
+    assert.same({2, 1}, drain(q))
   end)
 
   it("raises for a bad maxsize, naming LifoQueue", function()

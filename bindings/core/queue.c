@@ -33,8 +33,17 @@
 
 enum { K_FIFO, K_LIFO, K_PRIO, K_CHANNEL };
 
-/* Uservalues of a queue's userdata. */
+/* Uservalues of a queue's userdata.  A bounded FIFO or LIFO queue keeps
+ * its items inline, in the uservalues after UV_N (a ring of `cap`): a put
+ * or a get then reads and writes one slot of the userdata itself, where a
+ * table costs a lookup of the table and one of the item. */
 enum { UV_ITEMS = 1, UV_SLOTS, UV_LESS, UV_N = UV_LESS };
+
+/* Inline items: up to this bound, with this much room for items put for
+ * getters that were woken and have not taken them yet (they still count
+ * in `count`).  Past it the items move to a table. */
+#define INLINE_MAX 1024
+#define INLINE_SPARE 8
 
 typedef struct gl_queue {
   uint64_t magic;          /* QUEUE_MAGIC: see checkqueue */
@@ -47,11 +56,12 @@ typedef struct gl_queue {
   lua_Integer roomres;     /* places promised to woken putters */
   lua_Integer maxsize;     /* 0: unbounded */
   lua_Integer unfinished;  /* JoinableQueue: puts not yet task_done */
-  lua_Integer head, cap;   /* FIFO ring: first item at head + 1; cap is a
-                              power of two */
+  lua_Integer head, cap;   /* FIFO ring: first item at head; in a table
+                              (at head + 1), cap is a power of two */
   lua_Integer nextslot;    /* Channel: the next putter's slot */
   unsigned version;        /* bumped at every change of the items */
   unsigned char kind, joinable, closed, less;  /* less: a Lua `less` */
+  unsigned char inl;       /* items inline, in uservalues UV_N + 1... */
 } gl_queue;
 
 /* {====== Classes ====== */
@@ -128,15 +138,49 @@ static int canput(const gl_queue *q) {
 }
 /* }====== */
 
-/* {====== Storage: ring, stack and heap in the UV_ITEMS table ====== */
+/* {====== Storage: ring and stack inline or in the UV_ITEMS table, heap
+ * in the table ====== */
 
-/* Doubles the FIFO ring on top of the stack, unrolling it to start at 1;
- * the new table replaces it there and as the uservalue. */
+/* The uservalue of inline slot i. */
+#define SLOT(i) ((int)(UV_N + 1 + (i)))
+
+/* The ring slot (inline) or table index (table) of the i-th item from the
+ * one a FIFO get takes next. */
+static lua_Integer ringpos(const gl_queue *q, lua_Integer i) {
+  if (q->inl) {
+    i += q->head;
+    return i >= q->cap ? i - q->cap : i;
+  }
+  return ((q->head + i) & (q->cap - 1)) + 1;
+}
+
+/* Moves inline items that filled every slot to a table (items put for
+ * woken getters can outnumber the spare slots). */
+static void spill(lua_State *L, gl_queue *q) {
+  lua_Integer i, cap = 16;
+  while (cap < 2 * q->count) cap *= 2;
+  luaL_checkstack(L, 3, NULL);
+  lua_createtable(L, (int)cap, 0);
+  for (i = 0; i < q->count; i++) {
+    int slot = SLOT(q->kind == K_LIFO ? i : ringpos(q, i));
+    lua_getiuservalue(L, 1, slot);
+    lua_rawseti(L, -2, i + 1);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, slot);
+  }
+  lua_setiuservalue(L, 1, UV_ITEMS);
+  q->inl = 0;
+  q->head = 0;
+  q->cap = cap;
+}
+
+/* Doubles the FIFO ring of the table on top of the stack, unrolling it to
+ * start at 1; the new table replaces it there and as the uservalue. */
 static void ringgrow(lua_State *L, gl_queue *q) {
   lua_Integer i, cap = q->cap * 2;
   lua_createtable(L, (int)cap, 0);
   for (i = 0; i < q->count; i++) {
-    lua_rawgeti(L, -2, ((q->head + i) & (q->cap - 1)) + 1);
+    lua_rawgeti(L, -2, ringpos(q, i));
     lua_rawseti(L, -2, i + 1);
   }
   lua_pushvalue(L, -1);
@@ -146,38 +190,63 @@ static void ringgrow(lua_State *L, gl_queue *q) {
   q->cap = cap;
 }
 
-/* Stores the value at index v (absolute) in the FIFO or LIFO items table
- * on top of the stack. */
+/* Stores the value at index v (absolute) after the items of a FIFO or
+ * LIFO queue (the queue at index 1).  Leaves the stack as it was. */
 static void store(lua_State *L, gl_queue *q, int v) {
   lua_Integer i;
+  if (q->inl && q->count == q->cap) spill(L, q);
+  if (q->inl) {
+    lua_pushvalue(L, v);
+    lua_setiuservalue(L, 1, SLOT(q->kind == K_LIFO ? q->count
+                                                   : ringpos(q, q->count)));
+    return;
+  }
+  lua_getiuservalue(L, 1, UV_ITEMS);
   if (q->kind == K_LIFO) {
     i = q->count + 1;
   } else {
     if (q->count == q->cap) ringgrow(L, q);
-    i = ((q->head + q->count) & (q->cap - 1)) + 1;
+    i = ringpos(q, q->count);
   }
   lua_pushvalue(L, v);
   lua_rawseti(L, -2, i);
+  lua_pop(L, 1);
 }
 
-/* Pushes the next item of the FIFO or LIFO items table on top of the
- * stack, and removes it from the table. */
+/* Pushes the next item of a FIFO or LIFO queue (at index 1) and removes
+ * it from the queue's storage (the caller counts it out). */
 static void take(lua_State *L, gl_queue *q) {
-  lua_Integer i = q->kind == K_LIFO ? q->count : q->head + 1;
+  lua_Integer i;
+  if (q->inl) {
+    int slot = SLOT(q->kind == K_LIFO ? q->count - 1 : q->head);
+    lua_getiuservalue(L, 1, slot);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, slot);
+    if (q->kind != K_LIFO && ++q->head == q->cap) q->head = 0;
+    return;
+  }
+  i = q->kind == K_LIFO ? q->count : q->head + 1;
+  lua_getiuservalue(L, 1, UV_ITEMS);
   lua_rawgeti(L, -1, i);
   lua_pushnil(L);
   lua_rawseti(L, -3, i);
+  lua_remove(L, -2);
   if (q->kind != K_LIFO) q->head = (q->head + 1) & (q->cap - 1);
 }
 
-/* Pushes the item a get would take now, without taking it, from the
- * items table on top of the stack. */
+/* Pushes the item a get would take now, without taking it. */
 static void look(lua_State *L, gl_queue *q) {
+  if (q->inl) {
+    lua_getiuservalue(L, 1, SLOT(q->kind == K_LIFO ? q->count - 1 : q->head));
+    return;
+  }
+  lua_getiuservalue(L, 1, UV_ITEMS);
   switch (q->kind) {
     case K_LIFO: lua_rawgeti(L, -1, q->count); break;
     case K_PRIO: lua_rawgeti(L, -1, 1); break;
     default: lua_rawgeti(L, -1, q->head + 1); break;
   }
+  lua_remove(L, -2);
 }
 
 /* Raw comparison of numbers or strings: never fails, never calls Lua. */
@@ -375,7 +444,6 @@ static int putnow(lua_State *L, gl_queue *q, int promised) {
     if (q->kind == K_PRIO) {
       if (!heapput(L, q, promised)) continue;  /* changed while comparing */
     } else {
-      lua_getiuservalue(L, 1, UV_ITEMS);
       store(L, q, 2);
     }
     if (promised) q->roomres--;
@@ -408,7 +476,6 @@ static int getnow(lua_State *L, gl_queue *q, int promised) {
     if (q->kind == K_PRIO) {
       if (!heapget(L, q, promised)) continue;  /* changed while comparing */
     } else {
-      lua_getiuservalue(L, 1, UV_ITEMS);
       take(L, q);
     }
     if (promised) q->reserved--;
@@ -503,9 +570,23 @@ static int doget(lua_State *L, gl_queue *q, uint64_t timeout,
   return gl_green_wait(L, &q->getters, timeout, k);
 }
 
-/* q:put(item, [timeout]) -> true | nil, "timeout" */
+/* q:put(item, [timeout]) -> true | nil, "timeout".  The common case
+ * first: a FIFO or LIFO queue with room and no getter waiting, called
+ * without a timeout. */
 static int queue_put(lua_State *L) {
   gl_queue *q = checkqueue(L, 1);
+  if (GL_LIKELY(lua_gettop(L) == 2 && q->kind <= K_LIFO && !q->closed &&
+                q->getters.head == NULL &&
+                (q->maxsize == 0 || avail(q) + q->roomres < q->maxsize) &&
+                !lua_isnil(L, 2))) {
+    store(L, q, 2);
+    q->count++;
+    q->version++;
+    if (q->joinable) q->unfinished++;
+    if (q->peekers.head != NULL) gl_waitq_wake_all(&q->peekers, GL_OK);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   return doput(L, q, opttimeout(L, 3), "timeout");
 }
 
@@ -515,9 +596,18 @@ static int queue_put_nowait(lua_State *L) {
   return doput(L, q, 0, "full");
 }
 
-/* q:get([timeout]) -> item | nil, "timeout" | nil, "closed" */
+/* q:get([timeout]) -> item | nil, "timeout" | nil, "closed".  The
+ * common case first: a FIFO or LIFO queue with an item, called without a
+ * timeout. */
 static int queue_get(lua_State *L) {
   gl_queue *q = checkqueue(L, 1);
+  if (GL_LIKELY(lua_gettop(L) == 1 && q->kind <= K_LIFO && avail(q) > 0)) {
+    take(L, q);
+    q->count--;
+    q->version++;
+    if (q->putters.head != NULL) makeroom(q);
+    return 1;
+  }
   return doget(L, q, opttimeout(L, 2), "timeout", got);
 }
 
@@ -536,7 +626,6 @@ static int queue_peek(lua_State *L) {
   int rc;
   for (;;) {
     if (avail(q) > 0) {
-      lua_getiuservalue(L, 1, UV_ITEMS);
       look(L, q);
       return 1;
     }
@@ -701,7 +790,10 @@ static lua_Integer checkmaxsize(lua_State *L, const char *fname) {
 
 static gl_queue *newqueue(lua_State *L, int kind, int cls,
                           lua_Integer maxsize) {
-  gl_queue *q = lua_newuserdatauv(L, sizeof *q, UV_N);
+  int inl = (kind == K_FIFO || kind == K_LIFO) && maxsize > 0 &&
+            maxsize <= INLINE_MAX;
+  gl_queue *q = lua_newuserdatauv(L, sizeof *q, UV_N + (inl ? (int)maxsize
+                                                     + INLINE_SPARE : 0));
   lua_Integer cap = 16;
   memset(q, 0, sizeof *q);
   q->magic = QUEUE_MAGIC;
@@ -717,6 +809,11 @@ static gl_queue *newqueue(lua_State *L, int kind, int cls,
     while (cap < maxsize && cap < 1024) cap *= 2;
   q->cap = cap;
   luaL_setmetatable(L, typenames[cls]);
+  if (inl) {
+    q->inl = 1;
+    q->cap = maxsize + INLINE_SPARE;
+    return q;
+  }
   lua_createtable(L, kind == K_FIFO || kind == K_CHANNEL ? (int)cap : 0, 0);
   lua_setiuservalue(L, -2, UV_ITEMS);
   if (kind == K_CHANNEL) {

@@ -27,6 +27,13 @@ local StreamServer = {__name = "green.StreamServer",
                       _class_streamserver = true}
 StreamServer.__index = StreamServer
 
+-- The servers that serve now (a --workers worker stops them all when told
+-- to stop: bindings/proc/worker.lua), and a function called with each
+-- server that starts, if set (there, to tell the master it serves).
+local serving = setmetatable({}, {__mode = "k"})
+StreamServer._serving = serving
+StreamServer._onstart = nil
+
 -- {====== Argument checks ======
 
 local function argerror(n, msg)
@@ -200,6 +207,8 @@ function StreamServer:start()
   self._state, self.started = "serving", true
   self._acceptor = spawn(acceptloop, self, ls)
   self._acceptor.name = self._name .. " accept"
+  serving[self] = true
+  if StreamServer._onstart then StreamServer._onstart(self) end
   return self
 end
 
@@ -227,6 +236,7 @@ function StreamServer:stop(timeout)
   if self._state ~= "serving" then return end
   timeout = timeout or self._stop_timeout
   self._state = "stopping"
+  serving[self] = nil
   local ls, acceptor = self._listener, self._acceptor
   self._listener, self._acceptor = nil, nil
   ls:close()  -- the accept loop sees "closed" and ends

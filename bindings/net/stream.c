@@ -19,7 +19,9 @@ int glS_onebyte;
 
 /* The metatable of each kind, for glS_teststream (by address, as
  * glL_testudatap), and its name. */
-static const void *classes[GLS_NKINDS];
+#define MAXCLASSES 24
+static const void *classes[MAXCLASSES];
+static int nclasses;
 static const char *tnames[GLS_NKINDS];
 
 /* {====== The layer ====== */
@@ -60,13 +62,19 @@ void glS_newstreamclass(lua_State *L, int kind, const char *tname,
   GL_ASSERT(kind > 0 && kind < GLS_NKINDS);
   glS_init();
   glL_newclass(L, tname, glS_stream_methods, glS_stream_meta);
-  classes[kind] = lua_topointer(L, -1);  /* kept alive by the registry */
+  glS_addclass(L, kind);
   tnames[kind] = tname;
   lua_getfield(L, -1, "__index");
   luaL_setfuncs(L, glS_tls_methods, 0);
   if (methods != NULL) luaL_setfuncs(L, methods, 0);
   lua_pop(L, 2);
   glS_pushsockets(L);
+}
+
+void glS_addclass(lua_State *L, int kind) {
+  GL_ASSERT(kind > 0 && kind < GLS_NKINDS);
+  if (nclasses == MAXCLASSES) luaL_error(L, "too many stream classes");
+  classes[nclasses++] = lua_topointer(L, -1);
 }
 
 glS_stream *glS_teststream(lua_State *L, int i) {
@@ -76,7 +84,7 @@ glS_stream *glS_teststream(lua_State *L, int i) {
   if (p == NULL || !lua_getmetatable(L, i)) return NULL;
   mt = lua_topointer(L, -1);
   lua_pop(L, 1);
-  for (k = 1; k < GLS_NKINDS; k++)
+  for (k = 0; k < nclasses; k++)
     if (mt == classes[k]) return p;
   return NULL;
 }
@@ -88,14 +96,19 @@ glS_stream *glS_checkstream(lua_State *L, int i) {
 }
 
 glS_stream *glS_newstream(lua_State *L, int kind) {
+  return glS_newstreamx(L, kind, sizeof(glS_stream));
+}
+
+glS_stream *glS_newstreamx(lua_State *L, int kind, size_t size) {
   glS_stream *s;
   GL_ASSERT(kind > 0 && kind < GLS_NKINDS && tnames[kind] != NULL);
-  s = lua_newuserdatauv(L, sizeof *s, 1);
-  memset(s, 0, sizeof *s);
+  GL_ASSERT(size >= sizeof *s);
+  s = lua_newuserdatauv(L, size, 1);
+  memset(s, 0, size);
   s->kind = kind;
   s->state = GLS_FRESH;
   s->fd = -1;
-  s->tconnect = s->tsend = s->tread = UINT64_MAX;
+  s->tconnect = s->tsend = s->tread = s->tidle = UINT64_MAX;
   s->maxline = GLS_MAXLINE;
   gl_waitq_init(&s->readq);
   gl_waitq_init(&s->writeq);

@@ -197,6 +197,7 @@ function Chat.serve(opts)
   -- its room and ends its writer.
   local function handle(sock)
     sock:setoption("sndbuf", SNDBUF)
+    sock:setoption("tcp-nodelay", true)  -- lines go out as they are written
     local c = {sock = sock, out = green.Queue(QUEUE), sent = green.Event()}
     local _ <close> = setmetatable(c, {__close = function()
       local room = leave(c, true)

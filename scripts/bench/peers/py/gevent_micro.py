@@ -1,4 +1,5 @@
 # gevent micro benchmarks: switch [N] | spawn [N] | mem [N] | queue [N] | timers
+# | process [N]
 import os, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gevent
@@ -100,5 +101,23 @@ elif bench == "timers":
     dt = now() - t0
     result("timers", PEER, total_ms=dt * 1e3, mean_late_ms=sum(late) / N * 1e3,
            max_late_ms=max(late) * 1e3)
+elif bench == "process":
+    # N runs of /bin/true, 50 at a time, with gevent.subprocess
+    import gevent.subprocess
+    from gevent.pool import Pool
+    N = arg(2, 1000)
+    errors = [0]
+
+    def run():
+        if gevent.subprocess.Popen(["/bin/true"]).wait() != 0:
+            errors[0] += 1
+
+    pool = Pool(50)
+    t0 = now()
+    for _ in range(N):
+        pool.spawn(run)
+    pool.join()
+    dt = now() - t0
+    result("process", PEER, n=N, runs_per_s=N / dt, errors=errors[0])
 else:
     sys.exit("unknown bench " + bench)

@@ -1,9 +1,11 @@
 // Go micro benchmarks, run with GOMAXPROCS=1: switch [N] | spawn [N] | mem [N] | queue [N] | timers
+// | process [N]
 package main
 
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -161,6 +163,34 @@ func main() {
 		}
 		fmt.Printf("RESULT bench=timers peer=%s total_ms=%.3f mean_late_ms=%.3f max_late_ms=%.3f\n",
 			peer, float64(dt.Nanoseconds())/1e6, sum/N, max)
+	case "process":
+		// N runs of /bin/true, 50 at a time, with os/exec
+		N := 1000
+		if n > 0 {
+			N = n
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		errors := 0
+		slots := make(chan struct{}, 50)
+		t0 := time.Now()
+		wg.Add(N)
+		for i := 0; i < N; i++ {
+			slots <- struct{}{}
+			go func() {
+				if exec.Command("/bin/true").Run() != nil {
+					mu.Lock()
+					errors++
+					mu.Unlock()
+				}
+				<-slots
+				wg.Done()
+			}()
+		}
+		wg.Wait()
+		dt := time.Since(t0)
+		fmt.Printf("RESULT bench=process peer=%s n=%d runs_per_s=%.3f errors=%d\n", peer, N,
+			float64(N)/dt.Seconds(), errors)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown bench", bench)
 		os.Exit(2)
