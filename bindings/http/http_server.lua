@@ -481,6 +481,12 @@ local function new(host, port, handler, opts)
       argerror(4, format("unknown option '%s'", tostring(k)))
     end
   end
+  -- Over TLS, a handshake gets as long as a request head.
+  if type(sopts.tls) == "table" and sopts.tls.handshake_timeout == nil then
+    local t = {handshake_timeout = conf.header_timeout or DEFAULTS.header_timeout}
+    for k, v in pairs(sopts.tls) do t[k] = v end
+    sopts.tls = t
+  end
   local srv
   local ok, made = pcall(green.StreamServer, host, port, function(...)
     return serve(srv, ...)

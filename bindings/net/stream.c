@@ -427,8 +427,8 @@ static int stream_gc(lua_State *L) {
 }
 
 static void onshutdown(uv_shutdown_t *req, int status) {
-  GL_UNUSED(req);
   GL_UNUSED(status);
+  free(req);
 }
 
 /* s:shutdown([how="both"]) -> true | nil, err.  "send" shuts the write
@@ -440,8 +440,11 @@ static int stream_shutdown(lua_State *L) {
   int how = luaL_checkoption(L, 2, "both", hows), e;
   if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
   if (how != 2 && !s->h->shut) {
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (req == NULL) return glS_fail(L, UV_ENOMEM);
     glS_tls_shutdown(s);  /* close_notify first, on a TLS stream */
-    e = uv_shutdown(&s->h->sreq, &s->h->u.stream, onshutdown);
+    e = uv_shutdown(req, &s->h->u.stream, onshutdown);
+    if (e < 0) free(req);
     if (e < 0 && e != UV_ENOTCONN) return glS_fail(L, e);
     s->h->shut = 1;
   }

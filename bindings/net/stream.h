@@ -86,13 +86,13 @@ typedef struct glS_handle {
   } u;
   glS_stream *s;
   int fd;              /* a listener's fd, closed with its poll handle */
-  int wbusy;           /* wreq is in flight */
-  int shut;            /* sreq was issued */
-  int wwait;           /* a sender is parked on wreq (its w.data) */
-  int cwait;           /* a connector is parked on creq (its w.data) */
-  uv_write_t wreq;
-  uv_connect_t creq;
-  uv_shutdown_t sreq;
+  int wbusy;           /* a write request is in flight */
+  int shut;            /* a shutdown request was issued */
+  int wwait;           /* a sender is parked on the write request */
+  int cwait;           /* a connector is parked on the connect request */
+  /* The write, connect and shutdown requests are allocations of their
+   * own, made when needed (most connections never park a write) and
+   * freed by their callbacks; a parked caller's w.data is its request. */
 } glS_handle;
 
 /* A stream socket: the userdata of every stream class.  Parked calls
@@ -298,10 +298,12 @@ void glS_writedone(glS_stream *s);
 /* Writes at once what can go out of n bytes at p, without parking: for
  * a caller whose bytes do not outlive the call (a buffer of its own).  It
  * writes only when send could do so at once: the stream is connected,
- * plain (not TLS), without an error, and no sender holds the write turn
- * or waits for it.  Returns how many bytes went out (0 when it may not
- * write now, or the kernel took none: the caller sends the rest as
- * s:send does), or a libuv error (made sticky in s->werr). */
+ * without an error, and no sender holds the write turn or waits for it.
+ * Returns how many bytes went out (0 when it may not write now, or the
+ * kernel took none: the caller sends the rest as s:send does), or a
+ * libuv error (made sticky in s->werr).  On a TLS stream the bytes that
+ * went out are those encrypted (up to 64 KiB; glS_tls_trysend): their
+ * ciphertext is the TLS layer's, written as the socket takes it. */
 int glS_trysend(glS_stream *s, const char *p, size_t n);
 
 /* Writes n bytes at p to the transport: uv_try_write, then the rest with
@@ -438,6 +440,9 @@ void glS_tls_input(glS_stream *s, const char *p, ssize_t n);
  * still goes out, counted as sent; its ciphertext is the layer's own). */
 int glS_tls_write(glS_stream *s, const char *p, size_t n, uint64_t deadline,
                   size_t *sent, int *rc);
+
+/* glS_trysend on a TLS stream whose handshake is done. */
+int glS_tls_trysend(glS_stream *s, const char *p, size_t n);
 
 /* Sends close_notify (shutdown "send"); glS_tls_free sends it too, as far
  * as the socket takes it at once, and frees the layer (close). */

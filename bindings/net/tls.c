@@ -11,6 +11,7 @@
 #include "stream.h"
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@ struct glS_tls {
   int hs;              /* HS_* */
   int server;
   int shut;            /* close_notify sent */
-  char msg[200];       /* what the last failure says */
+  char *msg;           /* what the last failure says (NULL: none yet) */
 };
 
 /* {====== The BIO ======
@@ -183,6 +184,23 @@ static void flush(glS_stream *s) {
 
 /* {====== Failures ====== */
 
+/* Sets what t's failure says (kept only once there is one: an idle
+ * connection's layer stays small). */
+static void setmsg(glS_tls *t, const char *fmt, ...) {
+  char buf[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  free(t->msg);
+  t->msg = strdup(buf);
+}
+
+/* What t's failure says. */
+static const char *msgof(const glS_tls *t) {
+  return t->msg != NULL ? t->msg : "tls failure";
+}
+
 /* Writes what the failure of the last SSL call says into t->msg: a
  * verification failure of a client's handshake, else OpenSSL's reason. */
 static void failure(glS_tls *t, int handshake) {
@@ -194,15 +212,14 @@ static void failure(glS_tls *t, int handshake) {
     ERR_clear_error();
     if (v == X509_V_ERR_HOSTNAME_MISMATCH
         || v == X509_V_ERR_IP_ADDRESS_MISMATCH)
-      snprintf(t->msg, sizeof t->msg, "hostname mismatch");
+      setmsg(t, "hostname mismatch");
     else
-      snprintf(t->msg, sizeof t->msg, "certificate verify failed: %s",
-               X509_verify_cert_error_string(v));
+      setmsg(t, "certificate verify failed: %s",
+             X509_verify_cert_error_string(v));
     return;
   }
   glS_tls_reason(why, sizeof why, "protocol error");
-  snprintf(t->msg, sizeof t->msg, handshake ? "handshake failed: %s"
-                                            : "tls: %s", why);
+  setmsg(t, handshake ? "handshake failed: %s" : "tls: %s", why);
 }
 
 /* The handshake ended (t->hs says how): wakes the greenthread that waits
@@ -218,9 +235,7 @@ static void handshaken(glS_stream *s) {
 }
 
 const char *glS_errtext(glS_stream *s, int err, char *buf, size_t size) {
-  if (err == GLS_ETLS)
-    return s->tls != NULL && s->tls->msg[0] != '\0' ? s->tls->msg
-                                                     : "tls failure";
+  if (err == GLS_ETLS) return s->tls != NULL ? msgof(s->tls) : "tls failure";
   if (s->luasocket) return glS_luasocketerror(err);
   return glS_strerror(err, buf, size);
 }
@@ -308,8 +323,7 @@ void glS_tls_input(glS_stream *s, const char *p, ssize_t n) {
   } else if (n < 0) {  /* the transport ended or failed */
     glS_stopreading(s);
     if (t->hs == HS_RUNNING) {
-      snprintf(t->msg, sizeof t->msg, "%s",
-               glS_strerror((int)n, buf, sizeof buf));
+      setmsg(t, "%s", glS_strerror((int)n, buf, sizeof buf));
       t->hs = HS_FAILED;
       handshaken(s);
     } else if (n == UV_EOF) {
@@ -357,6 +371,21 @@ int glS_tls_write(glS_stream *s, const char *p, size_t n, uint64_t deadline,
   *sent += done;
   if (s->state == GLS_CLOSED) return UV_ECANCELED;
   return err != 0 ? err : (*rc == GL_OK ? s->werr : 0);
+}
+int glS_tls_trysend(glS_stream *s, const char *p, size_t n) {
+  glS_tls *t = s->tls;
+  int r;
+  if (t->hs != HS_DONE) return 0;
+  if (n > TLS_CHUNK) n = TLS_CHUNK;
+  ERR_clear_error();
+  r = SSL_write(t->ssl, p, (int)n);
+  if (r <= 0) {
+    olen = 0;
+    failure(t, 0);
+    return s->werr = GLS_ETLS;
+  }
+  flush(s);
+  return s->werr != 0 ? s->werr : r;
 }
 /* }====== */
 
@@ -442,6 +471,7 @@ void glS_tls_free(glS_stream *s) {
   olen = 0;
   SSL_free(t->ssl);
   glS_tlsctx_unref(t->ctx);
+  free(t->msg);
   free(t);
   s->tls = NULL;
 }
@@ -492,6 +522,50 @@ static void handshakeopts(lua_State *L, const char **cafile,
   lua_pop(L, 3);  /* the table keeps cafile and the context alive */
 }
 
+static int handshook(lua_State *L, int rc, gl_waiter *w);
+
+/* Waits until the handshake of s ends (the read callbacks drive it), as a
+ * wait that gives the stack up (green.h): a server in the middle of many
+ * handshakes holds no stacks for them.  The deadline waits on top of L's
+ * stack for `handshook`; `again` says whether this runs there. */
+static int handshaking(lua_State *L, glS_stream *s, uint64_t deadline,
+                       int again) {
+  gl_waiter *w;
+  if (s->tls->hs == HS_RUNNING) {
+    glS_startreading(s);
+    w = gl_green_waiter(GL_WAIT_CONNECT, s);
+    w->data = s->tls;
+    if (again) return gl_green_again(&s->waitq, glL_remaining(deadline));
+    return gl_green_wait(L, &s->waitq, glL_remaining(deadline), handshook);
+  }
+  glS_writedone(s);
+  if (s->tls->hs == HS_FAILED) return glL_fail(L, msgof(s->tls));
+  glS_afterread(s);  /* receivers that came meanwhile, reading on */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* What follows a handshake's wait. */
+static int handshook(lua_State *L, int rc, gl_waiter *w) {
+  glS_stream *s = glS_checkstream(L, 1);
+  uint64_t deadline = (uint64_t)lua_tointeger(L, -1);
+  GL_UNUSED(w);
+  if (s->state == GLS_CLOSED) {
+    glL_raisepending(L, rc);
+    return glL_fail(L, "closed");
+  }
+  if (rc != GL_OK && s->tls->hs == HS_RUNNING) {
+    setmsg(s->tls, "handshake %s",
+           rc == GL_ETIMEDOUT ? "timeout" : "interrupted");
+    s->tls->hs = HS_FAILED;
+    handshaken(s);
+    glS_writedone(s);
+    glL_raisepending(L, rc);
+    return glL_fail(L, msgof(s->tls));
+  }
+  return handshaking(L, s, deadline, 1);
+}
+
 /* s:sslhandshake([servername], [verify=true], [opts]) -> true | nil, err.
  * opts: cafile (the CAs to trust instead of the system's), context (a
  * green.tls.context: a server context makes this the server's side),
@@ -506,7 +580,6 @@ static int stream_sslhandshake(lua_State *L) {
   uint64_t timeout = s->tconnect, deadline;
   glS_tlsctx *c = NULL;
   char err[512], key[320];
-  gl_waiter w;
   handshakeopts(L, &cafile, &c, &timeout);
   if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
   if (s->tls != NULL) return glL_fail(L, "tls already");
@@ -521,7 +594,8 @@ static int stream_sslhandshake(lua_State *L) {
   }
   glL_raisepending(L, rc);
   if (rc == GL_ETIMEDOUT) return glL_fail(L, "handshake timeout");
-  sessionkey(s, name, key, sizeof key);
+  if (!glS_tlsctx_isserver(c)) sessionkey(s, name, key, sizeof key);
+  else key[0] = '\0';  /* servers resume by tickets alone */
   if ((e = start(s, c, name, key)) != NULL) {
     glS_writedone(s);
     return glL_fail(L, e);
@@ -536,30 +610,8 @@ static int stream_sslhandshake(lua_State *L) {
   } else {
     feed(s, NULL, 0);  /* a client's hello */
   }
-  while (s->tls->hs == HS_RUNNING) {
-    glS_startreading(s);
-    gl_waiter_init(&w, GL_WAIT_CONNECT, s);
-    w.data = s->tls;
-    rc = gl_waitq_wait(&s->waitq, &w, glL_remaining(deadline));
-    if (s->state == GLS_CLOSED) {
-      glL_raisepending(L, rc);
-      return glL_fail(L, "closed");
-    }
-    if (rc != GL_OK && s->tls->hs == HS_RUNNING) {
-      snprintf(s->tls->msg, sizeof s->tls->msg, "handshake %s",
-               rc == GL_ETIMEDOUT ? "timeout" : "interrupted");
-      s->tls->hs = HS_FAILED;
-      handshaken(s);
-      glS_writedone(s);
-      glL_raisepending(L, rc);
-      return glL_fail(L, s->tls->msg);
-    }
-  }
-  glS_writedone(s);
-  if (s->tls->hs == HS_FAILED) return glL_fail(L, s->tls->msg);
-  glS_afterread(s);  /* receivers that came meanwhile, reading on */
-  lua_pushboolean(L, 1);
-  return 1;
+  lua_pushinteger(L, (lua_Integer)deadline);
+  return handshaking(L, s, deadline, 0);
 }
 
 /* s:sslinfo() -> {protocol=, cipher=, alpn=, resumed=, servername=} | nil

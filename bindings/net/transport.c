@@ -28,9 +28,6 @@ glS_handle *glS_newhandle(glS_stream *s) {
   if (h == NULL) return NULL;
   h->s = s;
   h->fd = -1;
-  h->wreq.data = h;
-  h->creq.data = h;
-  h->sreq.data = h;
   return h;
 }
 
@@ -137,16 +134,18 @@ static void onconnect(uv_connect_t *req, int status) {
   glS_handle *h = req->data;
   gl_waiter *w;
   if (h->cwait && h->s != NULL &&
-      (w = gl_waitq_find(&h->s->waitq, &h->creq)) != NULL) {
+      (w = gl_waitq_find(&h->s->waitq, req)) != NULL) {
     h->cwait = 0;
     w->n = status;
     gl_hub_wake(w, GL_OK);
   }
+  free(req);  /* libuv calls back before the handle's close callback */
 }
 
 int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
                 const char *path, uint64_t timeout, int *rc) {
   glS_handle *h;
+  uv_connect_t *req;
   gl_waiter w;
   int e;
   *rc = GL_OK;
@@ -157,15 +156,19 @@ int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
   }
   h = s->h;
   s->state = GLS_CONNECTING;
-  if (s->kind == GLS_TCP) {
-    e = uv_tcp_connect(&h->creq, &h->u.tcp, sa, onconnect);
+  if ((req = malloc(sizeof *req)) == NULL) {
+    e = UV_ENOMEM;
+  } else if (s->kind == GLS_TCP) {
+    req->data = h;
+    if ((e = uv_tcp_connect(req, &h->u.tcp, sa, onconnect)) < 0) free(req);
   } else {
-    uv_pipe_connect(&h->creq, &h->u.pipe, path, onconnect);
+    req->data = h;
+    uv_pipe_connect(req, &h->u.pipe, path, onconnect);
     e = 0;  /* errors come through the callback */
   }
   if (e == 0) {
     gl_waiter_init(&w, GL_WAIT_CONNECT, s);
-    w.data = &h->creq;
+    w.data = req;
     h->cwait = 1;
     *rc = gl_waitq_wait(&s->waitq, &w, timeout);
     if (s->state == GLS_CLOSED) {  /* h may be freed already */
@@ -320,7 +323,7 @@ static void onwrite(uv_write_t *req, int status) {
   gl_waiter *w;
   h->wbusy = 0;
   if (s != NULL && status < 0 && s->werr == 0) s->werr = status;
-  if (h->wwait && s != NULL && (w = gl_waitq_find(&s->waitq, &h->wreq))) {
+  if (h->wwait && s != NULL && (w = gl_waitq_find(&s->waitq, req))) {
     h->wwait = 0;
     w->n = status;
     gl_hub_wake(w, GL_OK);
@@ -328,6 +331,7 @@ static void onwrite(uv_write_t *req, int status) {
     h->wwait = 0;
     handoff(s);  /* an abandoned write ended: the next sender's turn */
   }
+  free(req);
 }
 
 int glS_writeturn(glS_stream *s, uint64_t deadline) {
@@ -355,9 +359,10 @@ static int trywrite(glS_stream *s, const char *p, size_t n) {
 
 int glS_trysend(glS_stream *s, const char *p, size_t n) {
   int r;
-  if (s->state != GLS_CONNECTED || s->tls != NULL || s->werr || s->wbusy ||
+  if (s->state != GLS_CONNECTED || s->werr || s->wbusy ||
       s->h->wbusy || s->writeq.head != NULL || n == 0)
     return 0;
+  if (s->tls != NULL) return glS_tls_trysend(s, p, n);
   r = trywrite(s, p, n);
   if (r == UV_EAGAIN) return 0;
   if (r < 0) s->werr = r;
@@ -371,14 +376,19 @@ static int writewait(glS_stream *s, const char *p, size_t n,
                      uint64_t timeout, int *status) {
   glS_handle *h = s->h;
   uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  uv_write_t *req = malloc(sizeof *req);
   gl_waiter w;
-  int rc, e = uv_write(&h->wreq, &h->u.stream, &b, 1, onwrite);
+  int rc, e = req != NULL ? 0 : UV_ENOMEM;
+  if (e == 0) {
+    req->data = h;
+    if ((e = uv_write(req, &h->u.stream, &b, 1, onwrite)) < 0) free(req);
+  }
   if (e < 0) {
     *status = e;
     return GL_OK;
   }
   gl_waiter_init(&w, GL_WAIT_SEND, s);
-  w.data = &h->wreq;
+  w.data = req;
   h->wbusy = 1;
   h->wwait = 1;
   rc = gl_waitq_wait(&s->waitq, &w, timeout);

@@ -1,7 +1,8 @@
 -- http: hello world on green.http (the http and http_idle rows of
--- scripts/bench/compare): every request is answered by a handler that
--- returns a 13-byte body.
--- Usage: greenlua scripts/bench/http_server.lua PORT
+-- scripts/bench/compare, and over TLS the https, tls_handshakes and
+-- tls_idle rows): every request is answered by a handler that returns a
+-- 13-byte body.
+-- Usage: greenlua scripts/bench/http_server.lua PORT [CERT KEY]
 local lib = dofile((arg[0]:match("^(.*)/") or ".") .. "/lib/benchlib.lua")
 local green = lib.green { "http.server" }
 
@@ -11,7 +12,7 @@ local HEADERS = {["Content-Type"] = "text/plain"}
 -- pool: room for the 10,000 idle connections of the http_idle row
 local srv = assert(green.http.server("127.0.0.1", port, function()
   return 200, HEADERS, "Hello, World!"
-end, {pool = 20000}))
+end, {pool = 20000, tls = arg[2] and {cert = arg[2], key = arg[3]} or nil}))
 assert(srv:start())
 print("LISTENING " .. srv.port); io.stdout:flush()
 srv:serve_forever()

@@ -2,7 +2,7 @@
 """The http_idle row of scripts/bench/compare: how much memory a server
 spends on idle keep-alive connections.
 
-    idleconns.py PORT N PID NAME
+    idleconns.py PORT N PID NAME [tls]
 
 Opens N connections to 127.0.0.1:PORT, sends one GET on each and reads
 its whole response, so that every connection is a kept-alive idle one,
@@ -12,11 +12,14 @@ waits two seconds, and prints
 
 with B = (RSS of the server now - RSS before) / N, RSS being the sum of
 VmRSS over PID and its descendants (nginx's master and worker).  Fails if
-the server closed any of them.  Only the standard library is used.
+the server closed any of them.  With "tls", every connection does a TLS
+handshake first (no verification) and the line says bench=tls_idle.
+Only the standard library is used.
 """
 import os
 import selectors
 import socket
+import ssl
 import sys
 import time
 
@@ -69,8 +72,25 @@ def complete(buf):
     return False
 
 
+def handshake(s, st, sel):
+    """Advances the TLS handshake of s; returns True once it is done, else
+    waits for what OpenSSL wants."""
+    try:
+        s.do_handshake()
+        return True
+    except ssl.SSLWantReadError:
+        sel.modify(s, selectors.EVENT_READ, st)
+    except ssl.SSLWantWriteError:
+        sel.modify(s, selectors.EVENT_WRITE, st)
+    return False
+
+
 def main():
     port, n, pid, name = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    tls = len(sys.argv) > 5 and sys.argv[5] == "tls"
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
     time.sleep(0.5)
     before = rss(pid)
     sel = selectors.DefaultSelector()
@@ -83,13 +103,31 @@ def main():
             s.setblocking(False)
             s.connect_ex(("127.0.0.1", port))
             socks.append(s)
-            sel.register(s, selectors.EVENT_WRITE, [b"", False])
+            sel.register(s, selectors.EVENT_WRITE, [b"", False, False])
             opened += 1
             pending += 1
         if time.monotonic() > deadline:
             sys.exit("only %d of %d connections answered in time" % (done, n))
         for key, ev in sel.select(1):
             s, st = key.fileobj, key.data
+            if tls and st[2] is not True:  # [data, sent, handshake done]
+                if st[2] is False:  # connected: start the handshake
+                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        sys.exit("connect failed: %s" % os.strerror(err))
+                    sel.unregister(s)
+                    i = socks.index(s)
+                    s = socks[i] = ctx.wrap_socket(s, server_hostname="localhost",
+                                                   do_handshake_on_connect=False)
+                    st[2] = None
+                    sel.register(s, selectors.EVENT_WRITE, st)
+                if not handshake(s, st, sel):
+                    continue
+                st[2] = True
+                s.send(REQUEST)
+                st[1] = True
+                sel.modify(s, selectors.EVENT_READ, st)
+                continue
             if ev & selectors.EVENT_WRITE and not st[1]:
                 err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
@@ -98,7 +136,10 @@ def main():
                 st[1] = True
                 sel.modify(s, selectors.EVENT_READ, st)
             elif ev & selectors.EVENT_READ:
-                data = s.recv(4096)
+                try:
+                    data = s.recv(4096)
+                except ssl.SSLWantReadError:  # a record not whole yet
+                    continue
                 if not data:
                     sys.exit("the server closed a connection")
                 st[0] += data
@@ -112,11 +153,11 @@ def main():
         try:
             if s.recv(1) == b"":
                 sys.exit("the server closed an idle connection")
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError):
             pass
     after = rss(pid)
-    print("RESULT bench=http_idle peer=%s bytes_per_conn=%.0f rss_mb=%.1f conns=%d"
-          % (name, (after - before) / n, after / 2**20, n), flush=True)
+    print("RESULT bench=%s peer=%s bytes_per_conn=%.0f rss_mb=%.1f conns=%d"
+          % ("tls_idle" if tls else "http_idle", name, (after - before) / n, after / 2**20, n), flush=True)
     for s in socks:
         s.close()
 

@@ -1,13 +1,17 @@
 -- http: a minimal HTTP/1.1 keep-alive hello world on 127.0.0.1, written the
 -- way luv_http.lua and uv_http.c are: every request head ("\r\n\r\n") gets a
--- fixed 13-byte answer.  One greenthread per connection (green.StreamServer,
--- or a listen/accept loop when there is none).
--- Usage: greenlua scripts/bench/lib/http_server.lua PORT
+-- fixed 13-byte answer (a head asking for "Connection: close" gets it and
+-- the connection closes).  One greenthread per connection
+-- (green.StreamServer, or a listen/accept loop when there is none); over
+-- TLS (StreamServer's opts.tls) when given a certificate and its key.
+-- Usage: greenlua scripts/bench/lib/http_server.lua PORT [CERT KEY]
 local lib = dofile((arg[0]:match("^(.*)/") or ".") .. "/benchlib.lua")
 local green = lib.green { "spawn", "socket.listen" }
 
 local port = math.tointeger(tonumber(arg[1])) or 18080
+local cert, key = arg[2], arg[3]
 local RESP = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!"
+local LAST = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, World!"
 
 local function handle(sock)
   sock:setoption("tcp-nodelay", true)
@@ -16,11 +20,18 @@ local function handle(sock)
     local data = sock:receiveany(65536)
     if not data then break end
     buf = buf .. data
-    local n, pos = 0, 1
+    local n, pos, close = 0, 1, false
     while true do
       local e = buf:find("\r\n\r\n", pos, true)
       if not e then break end
+      local c = buf:find("onnection: close", pos, true)
+      close = c ~= nil and c < e
       n, pos = n + 1, e + 4
+      if close then break end
+    end
+    if close then
+      sock:send(RESP:rep(n - 1) .. LAST)
+      break
     end
     if n > 0 then
       buf = buf:sub(pos)
@@ -31,7 +42,11 @@ local function handle(sock)
 end
 
 if green.StreamServer then
-  local srv = green.StreamServer("127.0.0.1", port, handle, { pool = 10000 })
+  if cert and not (green.tls and green.tls.context) then
+    lib.unavailable("green.tls missing")
+  end
+  local srv = green.StreamServer("127.0.0.1", port, handle,
+    { pool = 10000, tls = cert and { cert = cert, key = key } or nil })
   srv:start()
   print("LISTENING " .. tostring(srv.port or port)); io.stdout:flush()
   srv:serve_forever()
