@@ -95,6 +95,7 @@ static int loadsocket(lua_State *L) {
 }
 
 static int loadunix(lua_State *L) { return glC_luaopen_socket_unix(L); }
+static int loadssl(lua_State *L) { return glC_luaopen_ssl(L); }
 
 /* Called while the green module is built: the preload entries. */
 int luaopen_green_ecosystem(lua_State *L);
@@ -107,6 +108,16 @@ int luaopen_green_ecosystem(lua_State *L) {
   lua_setfield(L, -2, "socket.unix");
   lua_pushcfunction(L, loadsocket);
   lua_setfield(L, -2, "socket");
+  lua_pushcfunction(L, loadssl);
+  lua_setfield(L, -2, "ssl");
+  lua_pushcfunction(L, glC_luaopen_ssl_refused);
+  lua_setfield(L, -2, "ssl.core");
+  lua_pushcfunction(L, glC_luaopen_ssl_refused);
+  lua_setfield(L, -2, "ssl.context");
+  lua_pushcfunction(L, glC_luaopen_ssl_refused);
+  lua_setfield(L, -2, "ssl.x509");
+  lua_pushcfunction(L, glC_luaopen_ssl_refused);
+  lua_setfield(L, -2, "ssl.config");
   lua_pop(L, 2);
   return 0;
 }
