@@ -31,6 +31,7 @@ typedef struct gl_green {
   gl_waiter w;         /* of gl_green_wait: it outlives the frames */
   void *timeouts;      /* started green.Timeouts (bindings/core/timeout.c) */
   unsigned char ended, failed, ismain;
+  unsigned char escaped;  /* coroutine.running() handed its thread out */
 } gl_green;
 
 #define GL_GREEN_TYPE "green.Greenthread"
