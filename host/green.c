@@ -283,13 +283,9 @@ static void givethread(gl_green *g, lua_State *T) {
   }
 }
 
-/* With g's userdata at 1 and what its body ended with above it (its
- * results, or its error): records the outcome, settles what is still
- * pending (the end hook cancels the Timeouts g started, a kill has
- * nothing left to stop), wakes joiners and starts links.  Called under
- * pcallon by finish, or directly when it can allocate nothing. */
-static int conclude(lua_State *L) {
-  gl_green *g = lua_touserdata(L, 1);
+/* Records what g's body ended with, above g's userdata at 1 on L: its
+ * results, or its error.  Allocates nothing for one value or none. */
+static void record(lua_State *L, gl_green *g) {
   g->nres = lua_gettop(L) - 1;  /* above ud */
   if (g->nres == 0) {
     lua_pushnil(L);
@@ -304,13 +300,22 @@ static int conclude(lua_State *L) {
     lua_setiuservalue(L, 1, UV_BODY);
   }
   g->ended = 1;
+}
+
+/* Under pcallon, with g's userdata at 1 and what its body ended with
+ * above it: records it, settles what is still pending (the end hook
+ * cancels the Timeouts g started, a kill has nothing left to stop),
+ * wakes joiners and starts links. */
+static int conclude(lua_State *L) {
+  gl_green *g = lua_touserdata(L, 1);
+  record(L, g);
   if (gl_green_end_hook != NULL) gl_green_end_hook(L, g);
   while (gl_hub_pending(&g->task)) {
     pushpending(L, g);
     lua_pop(L, 1);
   }
   gl_waitq_wake_all(&g->joiners, GL_OK);
-  if (gl_green_getextra(L, 1, GL_GREEN_LINKS) == LUA_TTABLE) {
+  if (g->haslinks && gl_green_getextra(L, 1, GL_GREEN_LINKS) == LUA_TTABLE) {
     lua_Integer i, n = luaL_len(L, -1);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
@@ -326,11 +331,12 @@ static int conclude(lua_State *L) {
  * what the body ended with (its results, or its error if status is not
  * LUA_OK): reports a failure, concludes (above), and drops the reference
  * that kept the greenthread alive.  The common end (one result or none,
- * nothing pending, no Timeout, no link) allocates nothing and concludes
- * without a protected call. */
+ * nothing pending, no Timeout, no link) does the same without a
+ * protected call: there it allocates nothing, and the end hook has
+ * nothing to do. */
 static void finish(gl_green *g, int status) {
   lua_State *L = g->L;
-  int anchor, simple;
+  int anchor;
   lua_pushthread(L);  /* L stays alive once its result replaces it */
   lua_xmove(L, hubL, 1);
   anchor = lua_gettop(hubL);
@@ -340,15 +346,10 @@ static void finish(gl_green *g, int status) {
     lua_pop(L, 1);
     if (g->failed) report(g);
   }
-  simple = lua_gettop(L) <= 2 && g->timeouts == NULL &&
-           !gl_hub_pending(&g->task);
-  if (simple) {  /* and no links */
-    simple = gl_green_getextra(L, 1, GL_GREEN_LINKS) != LUA_TTABLE;
-    lua_pop(L, 1);
-  }
-  if (simple) {
-    conclude(L);
-    lua_settop(L, 0);
+  if (lua_gettop(L) <= 2 && g->timeouts == NULL && !g->haslinks &&
+      !gl_hub_pending(&g->task)) {
+    record(L, g);
+    gl_waitq_wake_all(&g->joiners, GL_OK);
   } else {
     pcallon(L, conclude, lua_gettop(L), 0, g, "cannot end");
   }

@@ -291,6 +291,15 @@ int glS_accept(glS_stream *s, glS_stream *c, int *rc);
 int glS_writeturn(glS_stream *s, uint64_t deadline);
 void glS_writedone(glS_stream *s);
 
+/* Writes at once what can go out of n bytes at p, without parking: for
+ * a caller whose bytes do not outlive the call (a buffer of its own).  It
+ * writes only when send could do so at once: the stream is connected,
+ * plain (not TLS), without an error, and no sender holds the write turn
+ * or waits for it.  Returns how many bytes went out (0 when it may not
+ * write now, or the kernel took none: the caller sends the rest as
+ * s:send does), or a libuv error (made sticky in s->werr). */
+int glS_trysend(glS_stream *s, const char *p, size_t n);
+
 /* Writes n bytes at p to the transport: uv_try_write, then the rest with
  * uv_write in chunks, parking on each, until `deadline` (each park at
  * most s->tidle, which a chunk that goes out starts again).  Adds what went

@@ -335,6 +335,17 @@ static int trywrite(glS_stream *s, const char *p, size_t n) {
   return uv_try_write(&s->h->u.stream, &b, 1);
 }
 
+int glS_trysend(glS_stream *s, const char *p, size_t n) {
+  int r;
+  if (s->state != GLS_CONNECTED || s->tls != NULL || s->werr || s->wbusy ||
+      s->h->wbusy || s->writeq.head != NULL || n == 0)
+    return 0;
+  r = trywrite(s, p, n);
+  if (r == UV_EAGAIN) return 0;
+  if (r < 0) s->werr = r;
+  return r;
+}
+
 /* Writes n bytes with uv_write and parks until its callback.  Returns
  * the park's status; on GL_OK, *status is the write's.  On a timeout or
  * an interrupt the write stays in flight (h->wbusy). */
