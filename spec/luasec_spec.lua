@@ -50,13 +50,6 @@ local function client(params)
   return p
 end
 
-local function outputof(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  p:close()
-  return (out:gsub("0x%x+", "ADDR"))
-end
-
 describe("require 'ssl' under greenlua", function()
   setup(makepki)
   teardown(function() os.execute("rm -rf " .. h.q(dir)) end)
@@ -74,10 +67,10 @@ describe("require 'ssl' under greenlua", function()
     local server, port = s_server()
     finally(function() server:kill() end)
     local cmd = ("%s spec/fixtures/luasec_reference.lua %d %s")
-    local ref = outputof(cmd:format("env -u LUA_INIT -u LUA_INIT_5_4 lua5.4",
+    local ref = h.outputof(cmd:format("env -u LUA_INIT -u LUA_INIT_5_4 lua5.4",
                                     port, h.q(pki("ca.pem"))))
     assert.matches("SSL connection: ADDR", ref, 1, true)
-    local ours = outputof(cmd:format(h.q(h.BIN), port, h.q(pki("ca.pem"))))
+    local ours = h.outputof(cmd:format(h.q(h.BIN), port, h.q(pki("ca.pem"))))
     assert.equal(ref, ours)
   end)
 
