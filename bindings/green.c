@@ -82,36 +82,7 @@ static int green_exit(lua_State *L) {
   return 0;
 }
 
-/* green.stats() -> a table of the runtime's counters: greenthreads,
- * stacks, displaced stacks and the bytes they keep, greenthreads parked
- * without a stack (unwound) and how many times one gave its stack up. */
-static int green_stats(lua_State *L) {
-  gl_hub_stats h;
-  gl_stack_stats st;
-  gl_hub_getstats(&h);
-  gl_stack_getstats(&st);
-  lua_createtable(L, 0, 12);
-#define SET(k, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, k))
-  SET("greenthreads", h.live);
-  SET("private_stacks", h.private_stacks);
-  SET("shared_stacks", h.shared_stacks);
-  SET("displaced", h.displaced);
-  SET("saved_bytes", h.saved_bytes);
-  SET("displacements", h.displacements);
-  SET("unwound", h.unwound);
-  SET("unwinds", h.unwinds);
-  SET("stacks_total", st.total);
-  SET("stacks_pooled", st.pooled);
-  SET("stack_size", gl_stack_getsize());
-  SET("guards_madvise", st.guard_madvise);
-  SET("guards_mprotect", st.guard_mprotect);
-  SET("guards_none", st.guard_none);
-#undef SET
-  return 1;
-}
-
 static const luaL_Reg green_funcs[] = {
-  {"stats", green_stats},
   {"spawn", green_spawn},
   {"spawn_later", green_spawn_later},
   {"sleep", green_sleep},

@@ -35,6 +35,17 @@ uint64_t gl_clock_now(void) { return uv_hrtime() + C.offset; }
 
 size_t gl_clock_timers(void) { return C.nheap; }
 
+unsigned gl_clock_handles(void) {
+  unsigned n = 0;
+#if GL_TIMERFD
+  if (C.tfd >= 0 && uv_has_ref((uv_handle_t *)&C.tfpoll)) n++;
+#endif
+  if (uv_is_active((uv_handle_t *)&C.uvtimer) &&
+      uv_has_ref((uv_handle_t *)&C.uvtimer))
+    n++;
+  return n;
+}
+
 /* {====== The heap ====== */
 
 static int earlier(const gl_timer *a, const gl_timer *b) {

@@ -56,4 +56,9 @@ void gl_timer_moved(gl_timer *t);
 /* How many timers are started. */
 size_t gl_clock_timers(void);
 
+/* How many of the loop's active, referenced handles are the clock's own
+ * wake-up (0 or 1): the virtual clock tells them from the outside world's
+ * by this. */
+unsigned gl_clock_handles(void);
+
 #endif

@@ -273,10 +273,14 @@ static lua_State *takethread(gl_green *g) {
 
 /* Gives an ended greenthread's thread to the pool, unless Lua code may
  * still hold it (coroutine.running handed it out): a stale handle must
- * never reach a later greenthread that would get the thread. */
-static void givethread(gl_green *g, lua_State *T) {
+ * never reach a later greenthread that would get the thread.  Nor is a
+ * thread whose body failed reused: an error raised inside a hook (the
+ * watchdog's interrupt, a debug.sethook function) leaves Lua's flag that
+ * allows hooks cleared on it, as only a pcall puts it back, and no hook
+ * would ever run on it again. */
+static void givethread(gl_green *g, lua_State *T, int failed) {
   lua_settop(T, 0);
-  if (npool < POOL_MAX && !g->escaped) {
+  if (npool < POOL_MAX && !g->escaped && !failed) {
     lua_pushthread(T);
     lua_xmove(T, poolL, 1);
     npool++;
@@ -357,7 +361,7 @@ static void finish(gl_green *g, int status) {
   g->ref = LUA_NOREF;
   g->L = NULL;
   *bodyslot(L) = NULL;
-  givethread(g, L);
+  givethread(g, L, status != LUA_OK);
   GL_ASSERT(lua_gettop(hubL) == anchor);
   lua_pop(hubL, 1);
 }

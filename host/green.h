@@ -21,6 +21,8 @@ enum { GL_INTR_KILL = GL_CAUSE_KILL, GL_INTR_TIMEOUT = GL_CAUSE_TIMEOUT };
 typedef struct gl_green {
   gl_task task;
   lua_State *L;        /* its Lua thread while it runs, else NULL */
+  lua_State *co;       /* the plain coroutine it runs in now, the innermost
+                          (bindings/observe/coroutine.c), else NULL */
   int ref;             /* registry ref to its userdata while it lives */
   int nargs;           /* arguments waiting for the start */
   int nres;            /* how many values it ended with (1: the error) */

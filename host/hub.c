@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "waitq.h"
@@ -52,7 +53,22 @@ static struct {
   size_t unwound;         /* parked tasks that gave their stack up */
   unsigned long long unwinds;
   int eager;              /* gl_hub_unwind_eagerly */
+  uint64_t stamp;         /* gl_clock_now() at the last poll */
+  uint64_t loops;         /* polls so far */
+  size_t parked_io;       /* tasks in a park labelled GL_WAIT_ON_IO */
 } H;
+
+static int virtual_clock;  /* gl_hub_virtual_clock; may be set early */
+
+/* Read by the watchdog's thread (bindings/observe/watchdog.c). */
+static _Atomic uint64_t switches;
+static _Atomic int inloop;
+
+/* Counts a switch to a task, on the hub's thread only. */
+static inline void count_switch(void) {
+  atomic_store_explicit(&switches, atomic_load_explicit(
+      &switches, memory_order_relaxed) + 1, memory_order_relaxed);
+}
 
 static size_t private_max = PRIVATE_STACKS;
 static int eager_unwind;
@@ -144,9 +160,13 @@ static void splice(void) {
 static void poll(uv_run_mode mode) {
   H.ran = 0;
   H.inrun = 1;
+  atomic_store_explicit(&inloop, 1, memory_order_relaxed);
   uv_run(H.loop, mode);
+  atomic_store_explicit(&inloop, 0, memory_order_relaxed);
   H.inrun = 0;
   H.polled = uv_hrtime();
+  H.stamp = gl_clock_now();
+  H.loops++;
 }
 
 static gl_task *pop(void) {
@@ -220,6 +240,7 @@ void gl_hub_init(uv_loop_t *loop, gl_task *main) {
   H.eager = eager_unwind;
   H.can_share = gl_coro_can_share();
   gl_clock_init(loop);
+  H.stamp = gl_clock_now();
   uv_timer_init(loop, &H.trimtimer);
   uv_timer_start(&H.trimtimer, on_trim, 1000, 1000);
   uv_unref((uv_handle_t *)&H.trimtimer);  /* never keeps the loop alive */
@@ -250,6 +271,7 @@ static void tohub(gl_task *t, int finishing) {
   if (!finishing && (n = direct(t)) != NULL) {
     n->state = GL_TASK_RUNNING;
     H.current = n;
+    count_switch();
     if (n != t) gl_coro_switch(&t->coro, &n->coro, 0);
   } else {
     gl_coro_switch(&t->coro, &H.co, finishing);
@@ -377,6 +399,7 @@ static gl_task *runtask(gl_task *t) {
   if (t->coro.shared) activate(t);
   t->state = GL_TASK_RUNNING;
   H.current = t;
+  count_switch();
   gl_coro_switch(&H.co, &t->coro, 0);
   t = H.current;
   H.current = NULL;
@@ -390,6 +413,26 @@ static gl_task *runtask(gl_task *t) {
 static void deadlock(void) {
   if (gl_hub_deadlock_hook != NULL) gl_hub_deadlock_hook();
   gl_fatal("deadlock: every greenthread is blocked and nothing can wake one");
+}
+
+/* The virtual clock's step, when the run queue is empty: if nothing but
+ * a deadline can end the wait (no task parked on I/O, no libuv handle or
+ * request active but the clock's own wake-up: the loop's counters of
+ * referenced active handles and of requests in flight), moves the clock
+ * to the earliest deadline and expires what is due.  Deadlines meant as
+ * "forever" (gl_hub_ns caps them near UINT64_MAX / 2) are waited for, as
+ * with the real clock, rather than jumped to.  Returns whether it moved. */
+static int jump(void) {
+  uint64_t next = gl_clock_next_deadline(), now;
+  if (next >= UINT64_MAX / 4 || H.parked_io != 0 ||
+      H.loop->active_reqs.count != 0 ||
+      H.loop->active_handles > gl_clock_handles())
+    return 0;
+  now = gl_clock_now();
+  if (next > now) gl_clock_advance(next - now);
+  gl_clock_expire();
+  H.stamp = gl_clock_now();
+  return 1;
 }
 
 /* Whether a deadline passed while tasks ran. */
@@ -418,8 +461,12 @@ static void hub_main(gl_coro *co) {
     if (H.last == NULL) {  /* a round begins */
       H.round++;
       if ((H.last = H.tail) == NULL) {
-        if (!uv_loop_alive(H.loop)) deadlock();
-        poll(UV_RUN_ONCE);
+        if (virtual_clock && jump()) {
+          poll(UV_RUN_NOWAIT);  /* what else is due, without waiting */
+        } else {
+          if (!uv_loop_alive(H.loop)) deadlock();
+          poll(UV_RUN_ONCE);
+        }
         splice();
         continue;
       }
@@ -454,6 +501,17 @@ static gl_task *direct(gl_task *t) {
 /* }====== */
 
 /* {====== Parking ====== */
+
+static gl_wait_describer describers[GL_WAIT_NKINDS];
+
+void gl_wait_setdescriber(int kind, gl_wait_describer fn) {
+  GL_ASSERT(kind >= 0 && kind < GL_WAIT_NKINDS);
+  describers[kind] = fn;
+}
+
+gl_wait_describer gl_wait_getdescriber(int kind) {
+  return kind >= 0 && kind < GL_WAIT_NKINDS ? describers[kind] : NULL;
+}
 
 const char *gl_wait_name(int kind) {
   static const char *const names[GL_WAIT_NKINDS] = {
@@ -557,6 +615,7 @@ static int settle(gl_task *t) {
   } else if (w->status == GL_ETIMEDOUT && t->pending != NULL) {
     w->status = GL_EINTR;  /* its own timeout gives way (rule 3) */
   }
+  H.parked_io -= GL_WAIT_ON_IO(w->kind);
   t->waiter = NULL;
   return 1;
 }
@@ -573,8 +632,9 @@ int gl_hub_park(gl_waiter *w, uint64_t timeout_ns) {
   w->timer.slot = 0;
   if (t->pending != NULL) return GL_EINTR;
   w->status = WAITING;
+  t->since = H.stamp;  /* exact when there is a deadline, for free: */
   if (timeout_ns != UINT64_MAX) {
-    uint64_t now = gl_clock_now();
+    uint64_t now = t->since = gl_clock_now();
     uint64_t due = timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1
                                                  : now + timeout_ns;
     w->timer.cb = on_park_timeout;
@@ -582,6 +642,7 @@ int gl_hub_park(gl_waiter *w, uint64_t timeout_ns) {
   }
   t->waiter = w;
   t->state = GL_TASK_PARKED;
+  H.parked_io += GL_WAIT_ON_IO(w->kind);
   tohub(t, 0);
   if (t->unwinding) return GL_EUNWIND;  /* still parked on w */
   return w->status;  /* as settle() left it */
@@ -663,6 +724,21 @@ int gl_hub_wait_fd(int fd, int events, uint64_t timeout_ns) {
   if (flags != -1) fcntl(fd, F_SETFL, flags);
   return rc;
 }
+
+uint64_t gl_hub_switches(void) {
+  return atomic_load_explicit(&switches, memory_order_relaxed);
+}
+
+int gl_hub_inloop(void) {
+  return atomic_load_explicit(&inloop, memory_order_relaxed);
+}
+
+uint64_t gl_hub_loops(void) { return H.loops; }
+uint64_t gl_hub_stamp(void) { return H.stamp; }
+size_t gl_hub_parked_io(void) { return H.parked_io; }
+
+void gl_hub_virtual_clock(int on) { virtual_clock = on != 0; }
+int gl_hub_virtual(void) { return virtual_clock; }
 
 void gl_hub_foreach(void (*fn)(gl_task *t, void *ud), void *ud) {
   gl_task *t, *next;

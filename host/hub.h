@@ -48,9 +48,9 @@ enum {
   GL_WAIT_SEND,         /* obj: the socket */
   GL_WAIT_ACCEPT,       /* obj: the listening socket */
   GL_WAIT_CONNECT,      /* obj: the socket */
-  GL_WAIT_DNS,          /* obj: the socket, or NULL */
+  GL_WAIT_DNS,          /* obj: the host name looked up (a C string) */
   GL_WAIT_FD,           /* n: the file descriptor; obj NULL */
-  GL_WAIT_CHILD,        /* obj: the child process */
+  GL_WAIT_CHILD,        /* obj: the child process, or NULL: starting it */
   GL_WAIT_SIGNAL,       /* obj: the signal watcher */
   GL_WAIT_NKINDS
 };
@@ -60,6 +60,14 @@ enum {
 
 /* The name of a kind ("sleep", "event", "queue get", "receive", ...). */
 const char *gl_wait_name(int kind);
+
+/* Writes what the park on `w` waits on into buf (n bytes, always ended
+ * with a NUL): a socket's addresses, a child's pid.  The layer that parks
+ * with a kind may set one for it; green.dump() calls it, on the hub or in
+ * a greenthread, for parked tasks only.  It must not block nor raise. */
+typedef void (*gl_wait_describer)(const gl_waiter *w, char *buf, size_t n);
+void gl_wait_setdescriber(int kind, gl_wait_describer fn);
+gl_wait_describer gl_wait_getdescriber(int kind);
 /* }====== */
 
 struct gl_waiter {
@@ -105,6 +113,8 @@ struct gl_task {
   unsigned char unwindable;  /* parked where its frames can be rebuilt */
   unsigned char unwinding;   /* asked to unwind them (GL_EUNWIND) */
   const char *name;       /* NULL: "greenthread-<id>" (gl_task_name) */
+  uint64_t since;         /* when it last parked: gl_clock_now() for a
+                             park with a deadline, else gl_hub_stamp() */
 };
 
 /* Sets up the hub on `loop`; the calling context becomes the task `main`
@@ -251,5 +261,39 @@ void gl_hub_getstats(gl_hub_stats *st);
 
 /* Converts seconds to a timeout in ns, rounded up; negative gives 0. */
 uint64_t gl_hub_ns(double seconds);
+
+/* {====== Looking inside the hub ======
+ * What green.dump, green.stats, the watchdog and the virtual clock read
+ * (bindings/observe).  The switch path pays one counter for all of it. */
+
+/* Switches to a task so far (from the hub, or straight from another
+ * task).  Bumped on the hub's thread only; any thread may read it (the
+ * watchdog's, which only asks "is the same task still running?", so
+ * relaxed order is enough). */
+uint64_t gl_hub_switches(void);
+
+/* Whether the hub is inside the loop (blocked in it, or running its
+ * callbacks) rather than running tasks; any thread may ask. */
+int gl_hub_inloop(void);
+
+/* How many times the hub has run the loop (blocking or not). */
+uint64_t gl_hub_loops(void);
+
+/* gl_clock_now() as of the hub's last turn of the loop: what a task that
+ * parks records in t->since, at the cost of a load.  It lags the clock
+ * by at most the time tasks ran since (about 100 us while busy). */
+uint64_t gl_hub_stamp(void);
+
+/* How many parked tasks wait on the outside world (GL_WAIT_ON_IO). */
+size_t gl_hub_parked_io(void);
+
+/* The virtual clock: while on, whenever the hub would block in the loop
+ * with nothing that could end the wait but a deadline (no task parked on
+ * I/O, no libuv handle or request active but the clock's own), the clock
+ * jumps to the earliest deadline instead (gl_clock_advance).  With I/O in
+ * flight the hub waits in real time as usual. */
+void gl_hub_virtual_clock(int on);
+int gl_hub_virtual(void);
+/* }====== */
 
 #endif

@@ -67,6 +67,65 @@ function h.outputof(cmd)
   return (out:gsub("0x%x+", "ADDR"))
 end
 
+-- Runs `greenlua <args>` (a shell word list, quoted by the caller) under a
+-- time limit and returns its stdout, stderr and exit status.  opts.env is
+-- a prefix of VAR=value words, opts.stdin a shell command whose output is
+-- piped in (default: no input).  It blocks the hub meanwhile.
+function h.greenlua(args, opts)
+  opts = opts or {}
+  local errfile = os.tmpname()
+  local cmd = string.format("%s env -u LUA_INIT -u LUA_INIT_5_4 %s "
+      .. "timeout 60 %s %s 2>%s; echo \"status=$?\"",
+      opts.stdin and (opts.stdin .. " |") or "</dev/null",
+      opts.env or "", h.q(h.BIN), args, h.q(errfile))
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  local err = h.slurp(errfile)
+  os.remove(errfile)
+  local status = tonumber(out:match("status=(%d+)\n$"))
+  return (out:gsub("status=%d+\n$", "")), err, status
+end
+
+-- Runs `greenlua <script> . <args>` in the background, in a directory of
+-- its own: once the script has made the file "ready" there, waits `delay`
+-- seconds (0), sends it signal `sig` ("QUIT", "INT") from this process's
+-- shell and makes the file "go"; then waits for it to end.  Returns its
+-- stdout, stderr and exit status.  The child gets the signal's default
+-- action back: a shell starts a background job with SIGINT and SIGQUIT
+-- ignored.
+function h.signalled(script, args, sig, delay)
+  local pwd = os.getenv("PWD")
+  local bin = h.BIN:sub(1, 1) == "/" and h.BIN or pwd .. "/" .. h.BIN
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. h.q(dir)))
+  local sh = table.concat({
+    "cd " .. h.q(dir),
+    ("env --default-signal=INT,QUIT %s %s . %s >out 2>err & p=$!")
+      :format(h.q(bin), h.q(pwd .. "/" .. script), args or ""),
+    "i=0; while [ ! -e ready ] && [ $i -lt 3000 ]; do sleep 0.01; "
+      .. "i=$((i+1)); done",
+    ("sleep %s; kill -%s $p; touch go; wait $p; echo $?")
+      :format(delay or 0, sig),
+  }, "\n")
+  local p = assert(io.popen("timeout 60 sh -c " .. h.q(sh)))
+  local status = tonumber(p:read("a"))
+  p:close()
+  local out, err = h.slurp(dir .. "/out"), h.slurp(dir .. "/err")
+  os.execute("rm -rf " .. h.q(dir))
+  return out, err, status
+end
+
+-- Runs fn with the virtual clock on (green.virtual_clock): for specs of
+-- timeouts, which then take no time and cannot race the real clock.
+-- it("...", h.virtual(function() ... end))
+function h.virtual(fn)
+  return function(...)
+    return require("green").virtual_clock(fn, ...)
+  end
+end
+
 -- {====== Commands that run while the hub goes on ======
 -- io.popen and os.execute block the whole process: a server of this
 -- process could not answer the command.  These start the command in the

@@ -4,6 +4,7 @@
  * queued in user space: unread datagrams wait in the kernel).  A send
  * tries uv_udp_try_send, then copies the datagram into a uv_udp_send. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -51,8 +52,13 @@ static gl_udp *checkudp(lua_State *L, int i) {
 
 static void onclose(uv_handle_t *hd) { free(hd); }
 
+/* glS_describe reads the handle through the socket's first field. */
+_Static_assert(offsetof(gl_udp, h) == 0 && offsetof(udph, u) == 0,
+               "a UDP socket starts with its handle");
+
 static void closeudp(gl_udp *s) {
   if (s->h == NULL) return;
+  glS_nopen--;
   s->h->s = NULL;
   uv_close((uv_handle_t *)&s->h->u, onclose);
   s->h = NULL;
@@ -420,6 +426,7 @@ static int socket_udp(lua_State *L) {
   uv_udp_init(gl_hub_loop(), &h->u);
   h->s = s;
   s->h = h;
+  glS_nopen++;
   return 1;
 }
 

@@ -16,6 +16,7 @@
 
 char glS_scratch[65536];
 int glS_onebyte;
+size_t glS_nopen;
 
 /* The metatable of each kind, for glS_teststream (by address, as
  * glL_testudatap), and its name. */
@@ -36,6 +37,11 @@ void glS_init(void) {
   signal(SIGPIPE, SIG_IGN);
   e = getenv("GREENLUA_IO_ONEBYTE");
   glS_onebyte = e != NULL && *e != '\0' && strcmp(e, "0") != 0;
+  gl_wait_setdescriber(GL_WAIT_RECEIVE, glS_describe);
+  gl_wait_setdescriber(GL_WAIT_SEND, glS_describe);
+  gl_wait_setdescriber(GL_WAIT_ACCEPT, glS_describe);
+  gl_wait_setdescriber(GL_WAIT_CONNECT, glS_describe);
+  gl_wait_setdescriber(GL_WAIT_DNS, glS_describe);
 }
 
 void glS_pushsockets(lua_State *L) {
@@ -118,6 +124,7 @@ glS_stream *glS_newstreamx(lua_State *L, int kind, size_t size) {
     s->optval = GLS_OPT_NODELAY;
   }
   luaL_setmetatable(L, tnames[kind]);
+  glS_nopen++;
   return s;
 }
 
@@ -180,6 +187,7 @@ void glS_close(glS_stream *s) {
   if (s->state == GLS_CLOSED) return;
   if (s->tls != NULL) glS_tls_free(s);  /* close_notify while it can */
   s->state = GLS_CLOSED;
+  glS_nopen--;
   if (s->h != NULL) {
     glS_releasehandle(s->h);
     s->h = NULL;

@@ -148,6 +148,17 @@ void glS_pushsockets(lua_State *L);
 /* A buffer for reads whose data is copied out at once (one hub thread). */
 extern char glS_scratch[65536];
 
+/* Sockets of this layer (streams of every kind, UDP) made and not yet
+ * closed, for green.stats. */
+extern size_t glS_nopen;
+
+/* Describes a socket wait for green.dump (gl_wait_describer): the
+ * socket's class, its address and its peer's; for GL_WAIT_DNS the host
+ * looked up.  Every socket object of this layer starts with a pointer to
+ * its libuv handle (NULL while it has none), which is what it reads; the
+ * handle's type tells a stream from a UDP socket (describe.c). */
+void glS_describe(const gl_waiter *w, char *buf, size_t n);
+
 /* The one-byte stress switch (GREENLUA_IO_ONEBYTE=1 in the environment):
  * every stream read and write moves at most one byte, so every call
  * parks (OpenResty's mockeagain).  Datagrams are left whole. */

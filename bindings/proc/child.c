@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -83,9 +84,20 @@ static void refwatcher(void) {
   else uv_unref((uv_handle_t *)sigchld);
 }
 
+/* What a wait for a child is on, for green.dump: its pid, or its start
+ * (obj NULL: the spawn runs in the threadpool). */
+static void describe(const gl_waiter *w, char *buf, size_t n) {
+  const glP_child *c = w->obj;
+  if (c == NULL)
+    snprintf(buf, n, "starting a child");
+  else
+    snprintf(buf, n, "pid %d%s", c->pid, c->exited ? " (exited)" : "");
+}
+
 static int startwatcher(void) {
   int e;
   if (sigchld != NULL) return 0;
+  gl_wait_setdescriber(GL_WAIT_CHILD, describe);
   if ((sigchld = malloc(sizeof *sigchld)) == NULL) return UV_ENOMEM;
   uv_signal_init(glP_loop(), sigchld);
   if ((e = uv_signal_start(sigchld, onsigchld, SIGCHLD)) < 0) {

@@ -1,9 +1,10 @@
 -- spawn: N trivial greenthreads spawned, then all joined (default 200,000)
--- -> ns per task.  Usage: greenlua scripts/bench/spawn.lua [N]
+-- -> ns per task.  Usage: greenlua scripts/bench/spawn.lua [N] [watchdog]
 local lib = dofile((arg[0]:match("^(.*)/") or ".") .. "/lib/benchlib.lua")
 local green = lib.green { "spawn", "joinall", "now" }
 
 local N = lib.narg(200000)
+lib.options(green)
 local spawn = green.spawn
 local function nop() end
 

@@ -1,10 +1,11 @@
 -- switch: two greenthreads alternately yield to the scheduler with
 -- green.sleep(0); N switches in all (default 1,000,000) -> ns per switch.
--- Usage: greenlua scripts/bench/switch.lua [N]
+-- Usage: greenlua scripts/bench/switch.lua [N] [watchdog]
 local lib = dofile((arg[0]:match("^(.*)/") or ".") .. "/lib/benchlib.lua")
 local green = lib.green { "spawn", "sleep", "joinall", "now" }
 
 local N = lib.narg(1000000)
+lib.options(green)
 local half = N // 2
 local sleep = green.sleep
 

@@ -50,7 +50,7 @@ specs() {  # specs DIR [LABEL [SPEC...]]
 
 # The later sections of the API.md names check, each added here once the
 # layer it checks is built.
-GL_CONTRACT_SECTIONS=(tls processes workers http ecosystem)
+GL_CONTRACT_SECTIONS=(tls processes workers http observability ecosystem)
 
 contract() {  # contract DIR [SECTION...]: every API.md name exists
   # The project's shared documents, beside the clone, hold the check; a

@@ -1132,3 +1132,100 @@ TEST(hub_unwinds_eagerly_when_asked) {
   }
 }
 /* }====== */
+
+/* {====== Looking inside: counters, park labels, the virtual clock ====== */
+
+TEST(hub_counts_switches_and_turns_of_the_loop) {
+  static job a, b;
+  uint64_t sw, loops;
+  hub_setup(EVERYONE_PRIVATE);
+  sw = gl_hub_switches();
+  loops = gl_hub_loops();
+  job_spawn(&a, 0, yield_body);
+  job_spawn(&b, 1, yield_body);
+  gl_hub_wait_others();
+  CHECK_UGE(gl_hub_switches(), sw + 2 * 3 + 1);  /* 3 yields each, main */
+  CHECK_EQ(gl_hub_sleep(MS), GL_OK);  /* the loop wakes main */
+  CHECK_UGE(gl_hub_loops(), loops + 1);
+  CHECK_EQ(gl_hub_inloop(), 0);  /* a task runs */
+}
+
+static void fdwait_body(job *j) {
+  j->rc = gl_hub_wait_fd(j->fd, UV_READABLE, UINT64_MAX);
+}
+
+/* A park on a descriptor counts as waiting on the outside world, from the
+ * park until the task runs again; a sleep does not. */
+TEST(hub_counts_parks_on_io) {
+  static job r, s;
+  int fds[2];
+  CHECK_EQ(pipe(fds), 0);
+  hub_setup(EVERYONE_PRIVATE);
+  job_spawn(&r, 0, fdwait_body);
+  r.fd = fds[0];
+  job_spawn(&s, 1, sleep_body);
+  s.ns = 5 * MS;
+  CHECK_EQ(gl_hub_yield(), GL_OK);
+  CHECK_EQ(gl_hub_parked_io(), 1);
+  CHECK_EQ(r.task.waiter->kind, GL_WAIT_FD);
+  CHECK_EQ(write(fds[1], "x", 1), 1);
+  gl_hub_wait_others();
+  CHECK_EQ(gl_hub_parked_io(), 0);
+  CHECK_EQ(r.rc, GL_OK);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+/* Sleeps of an hour in all end at once, in deadline order, the clock
+ * having jumped from deadline to deadline. */
+TEST(hub_virtual_clock_jumps_to_each_deadline) {
+  static job jobs[4];
+  static const uint64_t s[] = {3600, 60, 1800, 60};
+  static const int want[] = {1, 3, 2, 0};
+  uint64_t real0 = uv_hrtime(), t0;
+  int i;
+  gl_hub_virtual_clock(1);
+  hub_setup(EVERYONE_PRIVATE);
+  t0 = gl_clock_now();
+  for (i = 0; i < 4; i++) {
+    job_spawn(&jobs[i], i, sleep_body);
+    jobs[i].ns = s[i] * 1000 * MS;
+  }
+  gl_hub_wait_others();
+  gl_hub_virtual_clock(0);
+  for (i = 0; i < 4; i++) {
+    CHECK_EQ(order[i], want[i]);
+    CHECK_EQ(jobs[i].rc, GL_OK);
+    CHECK_UGE(jobs[i].elapsed, jobs[i].ns);
+  }
+  CHECK_UGE(gl_clock_now() - t0, 3600 * 1000 * MS);
+  CHECK_ULT(uv_hrtime() - real0, 60 * 1000 * MS);
+}
+
+/* While a task waits on a descriptor, time is real: the sleep beside it
+ * takes its 50 ms. */
+TEST(hub_virtual_clock_keeps_real_time_during_io) {
+  static job r, s;
+  int fds[2];
+  uint64_t real0;
+  CHECK_EQ(pipe(fds), 0);
+  gl_hub_virtual_clock(1);
+  hub_setup(EVERYONE_PRIVATE);
+  job_spawn(&r, 0, fdwait_body);
+  r.fd = fds[0];
+  CHECK_EQ(gl_hub_yield(), GL_OK);
+  real0 = uv_hrtime();
+  CHECK_EQ(gl_hub_sleep(50 * MS), GL_OK);
+  CHECK_UGE(uv_hrtime() - real0, 50 * MS);
+  CHECK_EQ(write(fds[1], "x", 1), 1);
+  job_spawn(&s, 1, sleep_body);  /* no I/O left: no real time */
+  s.ns = 3600 * 1000 * MS;
+  real0 = uv_hrtime();
+  gl_hub_wait_others();
+  gl_hub_virtual_clock(0);
+  CHECK_ULT(uv_hrtime() - real0, 60 * 1000 * MS);
+  CHECK_UGE(s.elapsed, s.ns);
+  close(fds[0]);
+  close(fds[1]);
+}
+/* }====== */

@@ -72,4 +72,16 @@ function M.narg(default)
   return math.tointeger(tonumber(arg and arg[1])) or default
 end
 
+-- With "watchdog" as the second argument, turns green.watchdog on with a
+-- limit of one second (nothing in a benchmark runs that long without a
+-- switch): the rows that show what watching costs the switch path.
+function M.options(green)
+  if arg and arg[2] == "watchdog" then
+    if type(green.watchdog) ~= "function" then
+      M.unavailable("green.watchdog missing")
+    end
+    green.watchdog(1)
+  end
+end
+
 return M
