@@ -57,6 +57,16 @@ end
 -- The greenlua binary under test.
 h.BIN = os.getenv("GREENLUA") or "build/greenlua"
 
+-- Runs the command line `cmd` to its end (blocking the hub: for children
+-- that need nobody here); returns its output, stderr included, with
+-- addresses such as 0x55d0... as ADDR.
+function h.outputof(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  p:close()
+  return (out:gsub("0x%x+", "ADDR"))
+end
+
 -- Runs `greenlua <args>` (a shell word list, quoted by the caller) under a
 -- time limit and returns its stdout, stderr and exit status.  opts.env is
 -- a prefix of VAR=value words, opts.stdin a shell command whose output is

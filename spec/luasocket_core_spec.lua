@@ -24,14 +24,6 @@ local function pair()
   return c, a
 end
 
--- Runs `cmd` to its end; returns its output with addresses left out.
-local function outputof(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  p:close()
-  return (out:gsub("0x%x+", "ADDR"))
-end
-
 describe("require 'socket' under greenlua", function()
   it("finds our socket.core first, and LuaSocket's own socket.lua", function()
     assert.is_function(package.preload["socket.core"])
@@ -43,17 +35,17 @@ describe("require 'socket' under greenlua", function()
   end)
 
   it("returns what Debian's LuaSocket returns, call for call", function()
-    local ref = outputof("env -u LUA_INIT -u LUA_INIT_5_4 lua5.4 "
+    local ref = h.outputof("env -u LUA_INIT -u LUA_INIT_5_4 lua5.4 "
                          .. DIR .. "luasocket_reference.lua")
     assert.matches("LuaSocket 3.0.0", ref, 1, true)
-    local ours = outputof(h.q(h.BIN) .. " " .. DIR
+    local ours = h.outputof(h.q(h.BIN) .. " " .. DIR
                           .. "luasocket_reference.lua")
     assert.equal(ref, ours)
   end)
 
   it("gives a small socket module of its own when LuaSocket's Lua part is "
      .. "missing", function()
-    local out = outputof(h.q(h.BIN) .. [[ -e 'package.path = ""
+    local out = h.outputof(h.q(h.BIN) .. [[ -e 'package.path = ""
       local socket = require "socket"
       local s = assert(socket.bind("127.0.0.1", 0))
       local c = assert(socket.connect4("127.0.0.1", (select(2, s:getsockname()))))

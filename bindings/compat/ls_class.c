@@ -7,9 +7,10 @@
 
 #include "luasocket.h"
 
-static const char *const families[GLC_NFAMILIES] = {"tcp", "unixstream"};
+static const char *const families[GLC_NFAMILIES] = {"tcp", "unixstream",
+                                                    "SSL"};
 static const char *const roles[GLC_NROLES] = {"master", "client", "server"};
-static const int kinds[GLC_NFAMILIES] = {GLS_TCP, GLS_UNIX};
+static const int kinds[GLC_NFAMILIES] = {GLS_TCP, GLS_UNIX, GLS_TCP};
 
 /* The class metatables, compared by address (the registry keeps them). */
 static const void *classes[GLC_NFAMILIES][GLC_NROLES];
@@ -17,7 +18,13 @@ static const void *classes[GLC_NFAMILIES][GLC_NROLES];
 /* {====== Classes ====== */
 
 static void classname(char *buf, size_t size, int family, const char *role) {
-  snprintf(buf, size, "%s{%s}", families[family], role);
+  if (family == GLC_SSL) snprintf(buf, size, "SSL:Connection");
+  else snprintf(buf, size, "%s{%s}", families[family], role);
+}
+
+void glC_addclass(lua_State *L, int family, int role) {
+  glS_addclass(L, kinds[family]);
+  classes[family][role] = lua_topointer(L, -1);
 }
 
 /* __tostring: "tcp{client}: 0x..." */
@@ -93,6 +100,17 @@ glC_sock *glC_check(lua_State *L, int role) {
   snprintf(msg, sizeof msg, "%s expected", name);
   luaL_argerror(L, 1, msg);
   return NULL;
+}
+
+glC_sock *glC_newsockx(lua_State *L, size_t size) {
+  glC_sock *c = (glC_sock *)glS_newstreamx(L, GLS_TCP, size);
+  c->s.luasocket = 1;
+  c->s.maxline = SIZE_MAX;
+  c->s.optset = c->s.optval = 0;
+  c->block = c->total = -1;
+  c->birthday = glC_gettime();
+  c->family = AF_UNSPEC;
+  return c;
 }
 
 glC_sock *glC_newsock(lua_State *L, int family) {

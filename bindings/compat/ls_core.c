@@ -94,19 +94,26 @@ static int loadsocket(lua_State *L) {
   return 1;
 }
 
-static int loadunix(lua_State *L) { return glC_luaopen_socket_unix(L); }
+/* What require finds first under greenlua (package.preload): ours, and,
+ * for LuaSec's C modules, a refusal. */
+static const luaL_Reg preloads[] = {
+  {"socket.core", luaopen_socket_core},
+  {"socket.unix", glC_luaopen_socket_unix},
+  {"socket", loadsocket},
+  {"ssl", glC_luaopen_ssl},
+  {"ssl.core", glC_luaopen_ssl_refused},
+  {"ssl.context", glC_luaopen_ssl_refused},
+  {"ssl.x509", glC_luaopen_ssl_refused},
+  {"ssl.config", glC_luaopen_ssl_refused},
+  {NULL, NULL}
+};
 
 /* Called while the green module is built: the preload entries. */
 int luaopen_green_ecosystem(lua_State *L);
 int luaopen_green_ecosystem(lua_State *L) {
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_socket_core);
-  lua_setfield(L, -2, "socket.core");
-  lua_pushcfunction(L, loadunix);
-  lua_setfield(L, -2, "socket.unix");
-  lua_pushcfunction(L, loadsocket);
-  lua_setfield(L, -2, "socket");
+  luaL_setfuncs(L, preloads, 0);
   lua_pop(L, 2);
   return 0;
 }

@@ -34,9 +34,9 @@ typedef struct entry {
  * obj:dirty(); our stream objects are read directly. */
 static int objfd(lua_State *L, int *dirty) {
   int fd = -1;
-  if (glC_role(L, -1) >= 0) {
+  if (glC_role(L, -1) >= 0) {  /* buffered data, a handshake that ended */
     glS_stream *s = lua_touserdata(L, -1);
-    if (dirty) *dirty = glS_buffered(s) > 0;
+    if (dirty) *dirty = glS_buffered(s) > 0 || glC_sslready(L, -1);
     return glS_sockfd(s);
   }
   lua_getfield(L, -1, "getfd");

@@ -31,8 +31,10 @@
 
 #define GLC_VERSION "LuaSocket 3.0.0"
 
-/* The families of stream classes, and the role a class gives. */
-enum { GLC_TCP, GLC_UNIX, GLC_NFAMILIES };
+/* The families of stream classes, and the role a class gives.  LuaSec's
+ * connections (SSL:Connection, ls_ssl.c) are a family with one class, a
+ * client's. */
+enum { GLC_TCP, GLC_UNIX, GLC_SSL, GLC_NFAMILIES };
 enum { GLC_MASTER, GLC_CLIENT, GLC_SERVER, GLC_NROLES };
 
 typedef struct glC_sock {
@@ -54,6 +56,10 @@ typedef struct glC_sock {
  * the metatable), each a closure whose upvalue is the family. */
 void glC_newclasses(lua_State *L, int family, const luaL_Reg *methods);
 
+/* Registers the metatable on top of the stack as the class of `family`
+ * and `role`, made by its own file (LuaSec's SSL:Connection). */
+void glC_addclass(lua_State *L, int family, int role);
+
 /* Gives the object at idx the class of `family` and `role`. */
 void glC_setclass(lua_State *L, int idx, int family, int role);
 
@@ -65,8 +71,11 @@ glC_sock *glC_check(lua_State *L, int role);
 /* The role of the object at idx, or -1 if it is no LuaSocket stream. */
 int glC_role(lua_State *L, int idx);
 
-/* Pushes a new fresh stream object of `family` with the master class. */
+/* Pushes a new fresh stream object of `family` with the master class;
+ * glC_newsockx makes one of `size` bytes (a glC_sock first), with no
+ * class yet. */
 glC_sock *glC_newsock(lua_State *L, int family);
+glC_sock *glC_newsockx(lua_State *L, size_t size);
 
 /* Pushes 1 (as LuaSocket's lua_pushnumber does) and returns 1. */
 int glC_one(lua_State *L);
@@ -108,6 +117,17 @@ void glC_open_streams(void);
  * the stream is connected or the connect is still in flight (see
  * c->pending), or a libuv error when it failed; raises an interrupt. */
 int glC_settle(lua_State *L, glC_sock *c, uint64_t wait);
+/* }====== */
+
+/* {====== LuaSec (ls_ssl.c) ====== */
+
+/* The ssl module, and what must not load LuaSec's C modules. */
+int glC_luaopen_ssl(lua_State *L);
+int glC_luaopen_ssl_refused(lua_State *L);
+
+/* Whether the LuaSec connection at idx has news for socket.select: its
+ * handshake ended since dohandshake last looked. */
+int glC_sslready(lua_State *L, int idx);
 /* }====== */
 
 /* {====== Module parts ====== */

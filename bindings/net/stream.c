@@ -160,6 +160,29 @@ void glS_pipeopened(glS_stream *s) {
   if (s->state == GLS_CONNECTING) s->state = GLS_CONNECTED;
 }
 
+int glS_move(lua_State *L, int from, int to) {
+  glS_stream *s = glS_checkstream(L, from), *d = glS_checkstream(L, to);
+  if (s->state != GLS_CONNECTED || d->state != GLS_FRESH || d->fd >= 0)
+    return UV_EINVAL;
+  if (s->readq.head != NULL || s->writeq.head != NULL
+      || s->waitq.head != NULL || s->rbusy || s->wbusy || s->opening)
+    return UV_EBUSY;
+  *d = *s;  /* the queues are empty: nothing points into them */
+  d->h->s = d;
+  if (s->anchored) {  /* the data of a write still in flight */
+    lua_getiuservalue(L, from, 1);
+    lua_setiuservalue(L, to, 1);
+  }
+  s->h = NULL;
+  s->fd = -1;
+  s->rbuf = NULL;
+  s->rstart = s->rend = s->rcap = s->lscan = 0;
+  s->tls = NULL;
+  s->reading = s->anchored = 0;
+  s->state = GLS_CLOSED;
+  return 0;
+}
+
 void glS_close(glS_stream *s) {
   if (s->state == GLS_CLOSED) return;
   if (s->tls != NULL) glS_tls_free(s);  /* close_notify while it can */

@@ -219,6 +219,14 @@ glS_stream *glS_openfd(lua_State *L, int kind, int fd, int *err);
 glS_stream *glS_newpipe(lua_State *L, uv_pipe_t **pipe);
 void glS_pipeopened(glS_stream *s);
 
+/* Moves the connected stream at stack index `from`, on which nobody
+ * waits, into the fresh stream at `to` (of the same kind): its handle,
+ * fd, buffer and settings; `from` is left closed, without them.  Returns
+ * 0, or UV_EINVAL (not connected; `to` not fresh) or UV_EBUSY (a call
+ * is under way on it).  LuaSec's wrap makes a connection of a socket so,
+ * leaving the socket it wrapped unusable. */
+int glS_move(lua_State *L, int from, int to);
+
 /* Closes s: lets go of its handle and fd, frees the buffer and wakes
  * every greenthread parked on it with GL_ECLOSED ("closed"). */
 void glS_close(glS_stream *s);
@@ -453,6 +461,23 @@ void glS_tls_free(glS_stream *s);
  * glS_strerror's, or glS_luasocketerror's for a LuaSocket stream. */
 const char *glS_errtext(glS_stream *s, int err, char *buf, size_t size);
 
+/* For layers that drive a handshake themselves (LuaSec's dohandshake,
+ * bindings/compat).  glS_tls_begin puts TLS with context c on the
+ * connected s and starts its handshake, which goes on in s's read
+ * callbacks: a client sends `name` (may be NULL) as SNI, and checks the
+ * certificate against it if c verifies and `checkname`.  Returns NULL or
+ * what failed.  The caller sees that no send is under way.
+ * glS_tls_wait parks until the handshake ended, or `deadline` (then it
+ * goes on): returns the park's status; glS_tls_state says how it stands
+ * (a failure's text is glS_errtext's for GLS_ETLS).  glS_tls_ssl is the
+ * connection's SSL, or NULL. */
+enum { GLS_TLS_NONE, GLS_TLS_RUNNING, GLS_TLS_DONE, GLS_TLS_FAILED };
+const char *glS_tls_begin(glS_stream *s, glS_tlsctx *c, const char *name,
+                          int checkname);
+int glS_tls_wait(glS_stream *s, uint64_t deadline);
+int glS_tls_state(const glS_stream *s);
+struct ssl_st *glS_tls_ssl(glS_stream *s);
+
 /* sslhandshake and sslinfo, methods of every stream class. */
 extern const luaL_Reg glS_tls_methods[];
 
@@ -470,6 +495,11 @@ void glS_tlsctx_unref(glS_tlsctx *c);
 int glS_tlsctx_isserver(const glS_tlsctx *c);
 struct ssl_ctx_st *glS_tlsctx_get(glS_tlsctx *c);
 void glS_tlsctx_prepare(glS_tlsctx *c, struct ssl_st *ssl, const char *key);
+
+/* A new context (one reference, the caller's), with greenlua's settings
+ * and no certificate nor verification yet, for a layer that configures
+ * its SSL_CTX itself (glS_tlsctx_get); NULL with err on failure. */
+glS_tlsctx *glS_tlsctx_new(int server, char *err, size_t size);
 
 /* OpenSSL's reason for the last failure, lower case, into buf (or
  * `fallback`); clears OpenSSL's error queue. */

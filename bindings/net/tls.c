@@ -24,7 +24,10 @@
  * what the peer has taken when a send times out. */
 #define TLS_CHUNK (64 * 1024)
 
-enum { HS_RUNNING = 1, HS_DONE, HS_FAILED };
+enum {  /* as GLS_TLS_* */
+  HS_RUNNING = GLS_TLS_RUNNING, HS_DONE = GLS_TLS_DONE,
+  HS_FAILED = GLS_TLS_FAILED
+};
 
 struct glS_tls {
   SSL *ssl;
@@ -399,11 +402,11 @@ static int isaddress(const char *name) {
 }
 
 /* Puts a TLS layer with context c on the connected s: a client sends
- * `name` as SNI and checks the certificate against it (when c
- * verifies), and resumes the session it last had with `key`.  Returns
- * NULL or what failed. */
+ * `name` as SNI and checks the certificate against it (when c verifies
+ * and `checkname`), and resumes the session it last had with `key`.
+ * Returns NULL or what failed. */
 static const char *start(glS_stream *s, glS_tlsctx *c, const char *name,
-                         const char *key) {
+                         const char *key, int checkname) {
   glS_tls *t = calloc(1, sizeof *t);
   BIO *b;
   if (t == NULL || (t->ssl = SSL_new(glS_tlsctx_get(c))) == NULL) {
@@ -424,7 +427,7 @@ static const char *start(glS_stream *s, glS_tlsctx *c, const char *name,
     if (name != NULL && *name != '\0') {
       int ip = isaddress(name);
       if (!ip) SSL_set_tlsext_host_name(t->ssl, name);  /* RFC 6066: no IPs */
-      if (SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE) {
+      if (checkname && SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE) {
         if (ip) {
           X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), name);
         } else {
@@ -474,6 +477,58 @@ void glS_tls_free(glS_stream *s) {
   free(t->msg);
   free(t);
   s->tls = NULL;
+}
+/* }====== */
+
+/* {====== Handshakes driven from outside ====== */
+
+/* The session key of a client: "name:port", or the peer's address. */
+static void sessionkey(glS_stream *s, const char *name, char *key,
+                       size_t size);
+
+const char *glS_tls_begin(glS_stream *s, glS_tlsctx *c, const char *name,
+                          int checkname) {
+  char key[320];
+  const char *e;
+  size_t n;
+  char *early;
+  if (s->state != GLS_CONNECTED) return "closed";
+  if (s->tls != NULL) return "tls already";
+  if (!glS_tlsctx_isserver(c)) sessionkey(s, name, key, sizeof key);
+  else key[0] = '\0';  /* servers resume by tickets alone */
+  if ((e = start(s, c, name, key, checkname)) != NULL) return e;
+  if ((n = glS_buffered(s)) > 0) {  /* read ahead before TLS: ciphertext */
+    early = malloc(n);
+    if (early != NULL) memcpy(early, glS_bufdata(s), n);
+    glS_consume(s, n);
+    if (early != NULL) feed(s, early, n);
+    free(early);
+  } else {
+    feed(s, NULL, 0);  /* a client's hello */
+  }
+  return NULL;
+}
+
+int glS_tls_wait(glS_stream *s, uint64_t deadline) {
+  gl_waiter w;
+  int rc = GL_OK;
+  while (s->state != GLS_CLOSED && s->tls != NULL
+         && s->tls->hs == HS_RUNNING) {
+    glS_startreading(s);
+    gl_waiter_init(&w, GL_WAIT_CONNECT, s);
+    w.data = s->tls;
+    rc = gl_waitq_wait(&s->waitq, &w, glL_remaining(deadline));
+    if (rc != GL_OK) break;
+  }
+  return rc;
+}
+
+int glS_tls_state(const glS_stream *s) {
+  return s->tls != NULL ? s->tls->hs : GLS_TLS_NONE;
+}
+
+struct ssl_st *glS_tls_ssl(glS_stream *s) {
+  return s->tls != NULL ? s->tls->ssl : NULL;
 }
 /* }====== */
 
@@ -579,7 +634,7 @@ static int stream_sslhandshake(lua_State *L) {
   int verify = lua_isnoneornil(L, 3) || lua_toboolean(L, 3), rc;
   uint64_t timeout = s->tconnect, deadline;
   glS_tlsctx *c = NULL;
-  char err[512], key[320];
+  char err[512];
   handshakeopts(L, &cafile, &c, &timeout);
   if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
   if (s->tls != NULL) return glL_fail(L, "tls already");
@@ -594,21 +649,9 @@ static int stream_sslhandshake(lua_State *L) {
   }
   glL_raisepending(L, rc);
   if (rc == GL_ETIMEDOUT) return glL_fail(L, "handshake timeout");
-  if (!glS_tlsctx_isserver(c)) sessionkey(s, name, key, sizeof key);
-  else key[0] = '\0';  /* servers resume by tickets alone */
-  if ((e = start(s, c, name, key)) != NULL) {
+  if ((e = glS_tls_begin(s, c, name, 1)) != NULL) {
     glS_writedone(s);
     return glL_fail(L, e);
-  }
-  if (glS_buffered(s) > 0) {  /* read ahead before TLS began: ciphertext */
-    size_t n = glS_buffered(s);
-    char *early = malloc(n);
-    if (early != NULL) memcpy(early, glS_bufdata(s), n);
-    glS_consume(s, n);
-    if (early != NULL) feed(s, early, n);
-    free(early);
-  } else {
-    feed(s, NULL, 0);  /* a client's hello */
   }
   lua_pushinteger(L, (lua_Integer)deadline);
   return handshaking(L, s, deadline, 0);

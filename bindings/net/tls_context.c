@@ -246,6 +246,10 @@ static glS_tlsctx *newcontext(int server, char *err, size_t size) {
   return c;
 }
 
+glS_tlsctx *glS_tlsctx_new(int server, char *err, size_t size) {
+  return newcontext(server, err, size);
+}
+
 /* Adds a certificate chosen by SNI to the server context c. */
 static int addsni(glS_tlsctx *c, const char *cert, const char *key,
                   char *err, size_t size) {
