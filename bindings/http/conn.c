@@ -53,6 +53,14 @@ static int failerr(lua_State *L, int err) {
   return glL_fail(L, glS_strerror(err, buf, sizeof buf));
 }
 
+/* The clock deadline of a green.now() time at index i (seconds). */
+static uint64_t checkdeadline(lua_State *L, int i) {
+  lua_Number d = luaL_checknumber(L, i);
+  luaL_argcheck(L, d == d, i, "deadline is not a number (NaN)");
+  if (d <= 0) return 0;
+  return d >= 1.8e10 ? UINT64_MAX - 1 : (uint64_t)(d * 1e9);
+}
+
 /* A deadline `timeout` ns after now (UINT64_MAX: none), and the ns left
  * until `due` at `now`: the loops below read the clock once per wait. */
 static uint64_t after(uint64_t now, uint64_t timeout) {
@@ -219,7 +227,7 @@ static int conn_readhead(lua_State *L) {
   glS_stream *s;
   c->stopping = (unsigned char)lua_toboolean(L, 2);
   c->fixed = !lua_isnoneornil(L, 3);
-  if (c->fixed) c->due = after(gl_clock_now(), glL_opttimeout(L, 3));
+  if (c->fixed) c->due = checkdeadline(L, 3);
   c->nobody = (unsigned char)lua_toboolean(L, 4);
   lua_settop(L, 4);
   s = pushstream(L);
@@ -289,17 +297,17 @@ static int bodyk(lua_State *L, int rc, gl_waiter *w) {
   return n > 0 ? n : glL_fail(L, "timeout");
 }
 
-/* c:readbody([timeout]) -> body | nil, status, message | nil, err.  Reads
+/* c:readbody([deadline]) -> body | nil, status, message | nil, err.  Reads
  * the rest of the body of the message whose head was read: the whole
  * body (a string), or nil, 413, message past max_body, nil, 400, message
  * for a bad chunk, nil, err when the stream fails ("closed", "timeout").
- * Without `timeout` (seconds, for all of it), each wait for more bytes
+ * Without `deadline` (a green.now() time), each wait for more bytes
  * lasts up to header_timeout. */
 static int conn_readbody(lua_State *L) {
   conn *c = checkconn(L, 1);
   glS_stream *s;
   c->fixed = !lua_isnoneornil(L, 2);
-  if (c->fixed) c->due = after(gl_clock_now(), glL_opttimeout(L, 2));
+  if (c->fixed) c->due = checkdeadline(L, 2);
   lua_settop(L, 2);
   s = pushstream(L);
   if (glH_phase(PARSER(c)) == GLH_DONE) return bodystep(L, c, s);
@@ -344,10 +352,12 @@ static int answered(lua_State *L, int st, lua_KContext ctx) {
   GL_UNUSED(st);
   GL_UNUSED(ctx);
   lua_getiuservalue(L, 1, GLH_UV_STATE);
-  lua_getfield(L, -1, "close");
+  lua_pushvalue(L, lua_upvalueindex(1));  /* "close" */
+  lua_rawget(L, -2);
   lua_replace(L, 5);
   lua_pop(L, 1);
-  if (lua_getfield(L, 4, "_used") != LUA_TNIL ||
+  lua_pushvalue(L, lua_upvalueindex(2));  /* "_used", set by the methods */
+  if (lua_rawget(L, 4) != LUA_TNIL ||
       (!lua_isnil(L, 6) && !lua_isinteger(L, 6)) ||
       (!lua_isnil(L, 7) && !lua_istable(L, 7)) ||
       glH_respond(L, PARSER(c), lua_isnil(L, 6) ? 200 : lua_tointeger(L, 6),
@@ -372,7 +382,11 @@ static int answered(lua_State *L, int st, lua_KContext ctx) {
   return 4;
 }
 
-/* Runs the handler, then answers (in the exchange's protected call). */
+/* Runs the handler, then answers (in the exchange's protected call).  A
+ * closure kept in the registry under innerkey, with the key strings
+ * answered looks up as upvalues. */
+static const char innerkey = 'i';
+
 static int inner(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
@@ -404,7 +418,7 @@ static int conn_exchange(lua_State *L) {
   checkconn(L, 1);
   lua_settop(L, 5);
   lua_pushcfunction(L, onerror);
-  lua_pushcfunction(L, inner);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &innerkey);
   lua_rotate(L, 1, 2);  /* onerror, inner, conn, app, req, res, close */
   return exchanged(L, lua_pcallk(L, 5, LUA_MULTRET, 1, 0, exchanged), 0);
 }
@@ -542,6 +556,10 @@ int luaopen_green_http_conn(lua_State *L) {
   glL_newclass(L, GLH_CONN_TYPE, conn_methods, conn_meta);
   glL_setmtkey(L, &conn_mt);
   lua_pop(L, 1);
+  lua_pushliteral(L, "close");
+  lua_pushliteral(L, "_used");
+  lua_pushcclosure(L, inner, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &innerkey);
   glH_pushcore(L);
   luaL_setfuncs(L, core_funcs, 0);
   lua_pop(L, 1);

@@ -104,18 +104,18 @@ end
 -- closed meanwhile).
 local function roundtrip(c, bytes, nobody, deadline, opts)
   local sock, conn = c.sock, c.conn
-  local left = remaining(deadline)
-  if not left then return nil, "timeout" end
+  local left = deadline - now()
+  if left <= 0 then return nil, "timeout" end
   sock:settimeout(left)
   local ok, err = sock:send(bytes)
   if not ok then return nil, err, err ~= "timeout" end
   local head, body, msg
   repeat  -- 1xx answers come before the response: skipped
-    head, err, msg = conn:readhead(false, remaining(deadline) or 0, nobody)
+    head, err, msg = conn:readhead(false, deadline, nobody)
     if not head then
       return nil, readerror(err, msg), err ~= "timeout" and not conn:seen()
     end
-    body, err, msg = conn:readbody(remaining(deadline) or 0)
+    body, err, msg = conn:readbody(deadline)
     if not body then return nil, readerror(err, msg) end
   until head.status >= 200 or head.status == 101
   local coding = head.headers["content-encoding"]
@@ -142,25 +142,46 @@ local function hostheader(scheme, host, port)
   return host .. ":" .. port
 end
 
--- One request and its response, on a pooled connection if there is one:
--- a reused connection that fails before any byte of the response is
--- replaced once by a new one.
-local function exchange(url, method, headers, body, deadline, opts)
+-- What a URL says, parsed once: {scheme, host, port, target, hosthdr,
+-- key (of the pool), get (the bytes of a plain GET)}, or nil, err.  The
+-- last URLs asked for are kept (a crawler asks each once; a client of an
+-- API, the same ones again and again).
+local urls, nurls = {}, 0
+local MAX_URLS = 256
+
+local function urlinfo(url)
+  local u = urls[url]
+  if u then return u end
   local scheme, host, port, path, query = parseurl(url)
   if not scheme then return nil, "invalid url" end
   if scheme ~= "http" and scheme ~= "https" then
     return nil, "unsupported scheme '" .. scheme .. "'"
   end
   port = port or (scheme == "https" and 443 or 80)
-  local bytes = formatrequest(method, query and path .. "?" .. query or path,
-    hostheader(scheme, host, port), headers, body)
-  local key = scheme .. "://" .. host .. ":" .. port
-  local nobody = method == "HEAD"
+  u = {scheme = scheme, host = host, port = port,
+       target = query and path .. "?" .. query or path,
+       hosthdr = hostheader(scheme, host, port),
+       key = scheme .. "://" .. host .. ":" .. port}
+  u.get = formatrequest("GET", u.target, u.hosthdr)
+  if nurls >= MAX_URLS then urls, nurls = {}, 0 end
+  urls[url], nurls = u, nurls + 1
+  return u
+end
+
+-- One request and its response, on a pooled connection if there is one:
+-- a reused connection that fails before any byte of the response is
+-- replaced once by a new one.
+local function exchange(url, method, headers, body, deadline, opts)
+  local u, err = urlinfo(url)
+  if not u then return nil, err end
+  local bytes = method == "GET" and headers == nil and body == nil and u.get
+    or formatrequest(method, u.target, u.hosthdr, headers, body)
+  local key, nobody = u.key, method == "HEAD"
   for _ = 1, 2 do
-    local c, err = takeconn(key)
+    local c = takeconn(key)
     local reused = c ~= nil
     if not c then
-      c, err = connect(scheme, host, port, deadline, opts)
+      c, err = connect(u.scheme, u.host, u.port, deadline, opts)
       if not c then return nil, err end
     end
     local res, rerr, retry = roundtrip(c, bytes, nobody, deadline, opts)
@@ -240,11 +261,13 @@ local function argerror(fname, n, msg)
   error(format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
 end
 
+local NOOPTS = {}
+
 local function checkopts(fname, url, opts)
   if type(url) ~= "string" then
     argerror(fname, 1, "string expected, got " .. typename(url))
   end
-  if opts == nil then return {} end
+  if opts == nil then return NOOPTS end
   if type(opts) ~= "table" then
     argerror(fname, 2, "table expected, got " .. typename(opts))
   end

@@ -15,8 +15,8 @@ local serverconn, response, chunk = core.serverconn, core.response,
   core.chunk
 local type, tostring, tonumber, tointeger, pairs = type, tostring,
   tonumber, math.tointeger, pairs
-local setmetatable, getmetatable, error, xpcall, pcall = setmetatable,
-  getmetatable, error, xpcall, pcall
+local setmetatable, rawget, error, xpcall, pcall = setmetatable, rawget,
+  error, xpcall, pcall
 local traceback, lower, format = debug.traceback, string.lower, string.format
 
 local LINGER_TIME = 2          -- seconds a closing connection drains
@@ -54,7 +54,7 @@ end
 -- leaves a well-framed connection usable).
 local function senderror(c, status, keep)
   c.close, c.headsent = not keep, true
-  if c.res then c.res._used = true end  -- what the handler returns is dropped
+  if c.req then c.req._used = true end  -- what the handler returns is dropped
   local reason = core.reason(status) or "Error"
   local ok, out, keepalive = pcall(response, c.conn, status,
     {["Content-Type"] = "text/plain"}, format("%d %s\n", status, reason),
@@ -353,7 +353,7 @@ local connmeta = {__close = function(c) c.srv._conns[c] = nil end}
 local function serve(srv, sock, host, port)
   local c = setmetatable({sock = sock, srv = srv, close = false,
                           headsent = false, keepalive = false, req = false,
-                          res = false, linger = false}, connmeta)
+                          linger = false}, connmeta)
   local shared = setmetatable({remote_addr = host, remote_port = port,
                                _c = c}, Request)
   local conn = serverconn(sock, srv._max_header, srv._max_body,
@@ -373,7 +373,7 @@ local function serve(srv, sock, host, port)
       end
       return
     end
-    c.req, c.res, c.headsent = req, res, false
+    c.req, c.headsent = req, false
     local ok, a, b, d = exchange(conn, app, req, res)
     if ok == true then  -- sent, or what is left to send is in a and d
       c.keepalive = a
@@ -382,7 +382,7 @@ local function serve(srv, sock, host, port)
     elseif ok == "res" then
       ok, a = xpcall(finish, onerror, c, res, a, b, d)
     end
-    c.req, c.res = false, false
+    c.req = false
     if not ok then
       if a == GreenletExit then error(a, 0) end
       logerror(req, a[1])

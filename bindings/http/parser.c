@@ -363,6 +363,25 @@ static int checkhead(glH_parser *p) {
  * the value and sets it with lua_rawset. */
 #define KEY(L, keys, k) lua_rawgeti(L, keys, k)
 
+/* Whether two header names are the same, in any case. */
+static int samename(const field *a, const field *b) {
+  const char *x = at(&a->name), *y = at(&b->name);
+  uint32_t i;
+  if (a->name.len != b->name.len) return 0;
+  for (i = 0; i < a->name.len; i++)
+    if ((x[i] | 0x20) != (y[i] | 0x20)) return 0;
+  return 1;
+}
+
+/* Whether a name repeats one before it (a lookup in Lua's table costs
+ * more than comparing the lengths of a few names). */
+static int repeated(uint32_t i) {
+  uint32_t j;
+  for (j = 0; j < i; j++)
+    if (samename(&X.fields[i], &X.fields[j])) return 1;
+  return 0;
+}
+
 /* Pushes the headers table: lower-case names; repeated ones joined with
  * ", ", except set-cookie, an array of its values. */
 static void pushheaders(lua_State *L) {
@@ -380,14 +399,16 @@ static void pushheaders(lua_State *L) {
     lua_pushlstring(L, low, n);
     if (low != small) lua_remove(L, -2);
     cookie = n == 10 && memcmp(low, "set-cookie", 10) == 0;
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TNIL) {
-      lua_pop(L, 1);
+    if (!repeated(i)) {
       if (cookie) lua_createtable(L, 1, 0);
       lua_pushlstring(L, at(&f->value), trimmed(f));
       if (cookie) lua_rawseti(L, -2, 1);
       lua_rawset(L, -3);
-    } else if (cookie) {
+      continue;
+    }
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (cookie) {
       lua_pushlstring(L, at(&f->value), trimmed(f));
       lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
       lua_pop(L, 2);
@@ -479,17 +500,20 @@ static int pushrequest(lua_State *L, glH_parser *p, int keys) {
   }
   lua_createtable(L, 0, 6);
   t = lua_gettop(L);
+  KEY(L, keys, K_TARGET);
+  lua_pushlstring(L, target, tlen);
+  lua_rawset(L, t);
   KEY(L, keys, K_PATH);
-  if (pushpath(L, path, plen) != 0) {
+  if (path == target && plen == tlen && memchr(path, '%', plen) == NULL) {
+    KEY(L, keys, K_TARGET);  /* the target is its own path ("/") */
+    lua_rawget(L, t);
+  } else if (pushpath(L, path, plen) != 0) {
     lua_pop(L, 2);
     return fail(p, 400, "invalid escape in path");
   }
   lua_rawset(L, t);
   KEY(L, keys, K_METHOD);
   pushmethod(L, keys, p->hp.method);
-  lua_rawset(L, t);
-  KEY(L, keys, K_TARGET);
-  lua_pushlstring(L, target, tlen);
   lua_rawset(L, t);
   KEY(L, keys, K_QUERY);
   if (qlen == 0) lua_rawgeti(L, keys, K_EMPTY);
