@@ -284,7 +284,7 @@ local function handshake(sock, url, scheme, host, port, target, deadline,
   local ok, err = sock:send(concat(lines, "\r\n"))
   if not ok then return nil, err end
   local conn = core.clientconn(sock, MAX_HEADER)
-  local head, status, msg = conn:readhead(false, math.max(deadline - now(), 0))
+  local head, status, msg = conn:readhead(false, deadline)
   if not head then
     if type(status) == "number" then return nil, "invalid response (" .. msg .. ")" end
     return nil, status
@@ -295,7 +295,7 @@ local function handshake(sock, url, scheme, host, port, target, deadline,
   -- The parser stops before the head's last byte: it ends the message
   -- there (a 101 has no body), and the frames follow.
   local body
-  body, status, msg = conn:readbody(math.max(deadline - now(), 0))
+  body, status, msg = conn:readbody(deadline)
   if body ~= "" then
     return nil, body and "handshake failed (a body after 101)" or
       type(status) == "number" and "invalid response (" .. msg .. ")" or status
