@@ -16,7 +16,7 @@ local format, lower, concat = string.format, string.lower, table.concat
 
 local MAX_HEADER = 16 * 1024   -- of the server's answer to connect
 local TIMEOUT = 30             -- connect's default timeout
-local COMPRESS_MIN = 128       -- shorter messages are sent as they are
+local COMPRESS_MIN = 1024      -- shorter messages are sent as they are
 
 local websocket = {}
 
@@ -207,7 +207,7 @@ end
 -- WebSocket on the request's connection (the server closes it when the
 -- handler returns); a request that is not one gets 400 (the handler then
 -- just returns).  Options: max_message (16 MiB), compress (true:
--- permessage-deflate when the client offers it), compress_min (128),
+-- permessage-deflate when the client offers it), compress_min (1024),
 -- protocols (the subprotocols spoken, in order of preference), headers
 -- (more for the 101), send_timeout.
 function websocket.upgrade(req, res, opts)

@@ -11,8 +11,21 @@
 
 #define KEEP (256 * 1024)  /* a larger result buffer is freed afterwards */
 
-static z_stream zd[16];       /* deflate streams by window bits (9..15) */
-static unsigned char zdon[16];
+/* Messages up to SMALL bytes are compressed by a stream with a smaller
+ * hash table (memLevel 6, 16 KiB): deflateReset clears the table, and the
+ * default one (memLevel 8) is 64 KiB, which costs more than compressing a
+ * chat message.  (Less would cut a message into several blocks, each
+ * with trees to build.) */
+#define SMALL 4096
+
+/* The compression level: 1, the fastest, as gorilla/websocket's default
+ * (level 6 spends several times as long on repetitive data, for a few
+ * per cent). */
+#define LEVEL 1
+
+static z_stream zd[16][2];     /* deflate streams by window bits (9..15),
+                                  for small messages and the others */
+static unsigned char zdon[16][2];
 static z_stream zi;
 static int zion;
 static unsigned char *buf;  /* the last result */
@@ -46,15 +59,15 @@ void glW_deflatetrim(void) {
 const char *glW_deflate(const char *p, size_t n, int wbits, size_t *out) {
   z_stream *z;
   size_t have = 0;
-  int rc;
+  int rc, big = n > SMALL;
   if (wbits < 9 || wbits > 15) wbits = 15;
-  z = &zd[wbits];
-  if (!zdon[wbits]) {
+  z = &zd[wbits][big];
+  if (!zdon[wbits][big]) {
     memset(z, 0, sizeof *z);
-    if (deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -wbits, 8,
-                     Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(z, LEVEL, Z_DEFLATED, -wbits,
+                     big ? 8 : 6, Z_DEFAULT_STRATEGY) != Z_OK)
       return NULL;
-    zdon[wbits] = 1;
+    zdon[wbits][big] = 1;
   } else {
     deflateReset(z);
   }
