@@ -641,6 +641,15 @@ static int ws_close(lua_State *L) {
   return startreceive(L, w, MODE_CLOSE, timeout);
 }
 
+/* ws:socket() -> the socket under it, for its options and addresses
+ * (setoption, getpeername); reading or writing it would break the
+ * framing. */
+static int ws_socket(lua_State *L) {
+  checkws(L, 1);
+  lua_getiuservalue(L, 1, UV_SOCK);
+  return 1;
+}
+
 /* Fields beside the methods: protocol (the subprotocol agreed, or nil)
  * and extensions (the extensions agreed), from the handshake. */
 static int ws_index(lua_State *L) {
@@ -716,6 +725,7 @@ static const luaL_Reg ws_methods[] = {
   {"send", ws_send},
   {"ping", ws_ping},
   {"close", ws_close},
+  {"socket", ws_socket},
   {NULL, NULL}
 };
 
