@@ -54,6 +54,7 @@ typedef struct ws {
 } ws;
 
 static const void *ws_mt;
+static int textref = LUA_NOREF, binaryref = LUA_NOREF;  /* "text", "binary" */
 
 static ws *checkws(lua_State *L, int arg) {
   return glL_checkudatap(L, arg, ws_mt, GLW_TYPE);
@@ -305,8 +306,7 @@ static int deliver(lua_State *L, ws *w, glS_stream *s, int mode,
   }
   lua_pushlstring(L, p, n);
   if (z) glW_deflatetrim();
-  if (op == GLW_TEXT) lua_pushliteral(L, "text");
-  else lua_pushliteral(L, "binary");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, op == GLW_TEXT ? textref : binaryref);
   return 2;
 }
 
@@ -650,16 +650,19 @@ static int ws_socket(lua_State *L) {
   return 1;
 }
 
-/* Fields beside the methods: protocol (the subprotocol agreed, or nil)
- * and extensions (the extensions agreed), from the handshake. */
-static int ws_index(lua_State *L) {
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+/* ws:protocol() -> the subprotocol agreed, or nil;
+ * ws:extensions() -> the extensions agreed (the header's value), or nil.
+ * (Methods rather than fields: the methods' lookups stay a plain table's,
+ * which every message pays for.) */
+static int infofield(lua_State *L, const char *name) {
+  checkws(L, 1);
   if (lua_getiuservalue(L, 1, UV_INFO) != LUA_TTABLE) return 0;
-  lua_pushvalue(L, 2);
-  lua_rawget(L, -2);
+  lua_getfield(L, -1, name);
   return 1;
 }
+
+static int ws_protocol(lua_State *L) { return infofield(L, "protocol"); }
+static int ws_extensions(lua_State *L) { return infofield(L, "extensions"); }
 
 static int ws_gc(lua_State *L) {
   ws *w = checkws(L, 1);
@@ -726,6 +729,8 @@ static const luaL_Reg ws_methods[] = {
   {"ping", ws_ping},
   {"close", ws_close},
   {"socket", ws_socket},
+  {"protocol", ws_protocol},
+  {"extensions", ws_extensions},
   {NULL, NULL}
 };
 
@@ -739,10 +744,13 @@ static const luaL_Reg ws_meta[] = {
 
 int luaopen_green_websocket(lua_State *L);
 int luaopen_green_websocket(lua_State *L) {
+  lua_pushliteral(L, "text");
+  textref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushliteral(L, "binary");
+  binaryref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_newmetatable(L, GLW_TYPE);
   luaL_setfuncs(L, ws_meta, 0);
   luaL_newlib(L, ws_methods);
-  lua_pushcclosure(L, ws_index, 1);
   lua_setfield(L, -2, "__index");
   glL_setmtkey(L, &ws_mt);
   lua_pop(L, 1);

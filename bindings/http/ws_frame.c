@@ -76,6 +76,7 @@ int glW_read(glW_reader *r, glS_stream *s, glW_piece *pc) {
   struct wslay_frame_iocb io;
   ssize_t n;
   size_t take;
+  if (r->fed == 0 && glS_buffered(s) == 0) return GLW_MORE;  /* nothing */
   if (r->fc == NULL && (r->fc = takectx()) == NULL) return GLW_NOMEM;
   curr = r;
   curs = s;
