@@ -711,6 +711,36 @@ describe("green.websocket", function()
       assert.is_true(sent < 32 * 1024 * 1024, "sent " .. sent)
     end)
 
+    it("lets trysend send at once or not at all, keeping the order", function()
+      local ready, got = green.Event(), {}
+      withserver(function(req, res)
+        local ws = websocket.upgrade(req, res, {compress = false})
+        local chunk = ("t"):rep(100000)
+        for i = 1, 1000 do  -- the peer does not read yet
+          local ok = ws:trysend(i .. ":" .. chunk, "binary")
+          if not ok then
+            got.refused, got.n = ok, i - 1
+            break
+          end
+        end
+        ready:set()
+        assert(ws:send("end"))  -- after what went on in the background
+        ws:receive()
+      end, nil, function(_, port)
+        local ws = assert(websocket.connect(url(port), {compress = false}))
+        ready:wait(10)
+        assert.is_false(got.refused)
+        assert.is_true(got.n > 0 and got.n < 1000, "sent " .. tostring(got.n))
+        for i = 1, got.n do
+          local m = assert(ws:receive(10))
+          assert.equal(i .. ":", m:match("^%d+:"))
+          assert.equal(#tostring(i) + 1 + 100000, #m)
+        end
+        assert.equal("end", ws:receive(10))
+        ws:close()
+      end)
+    end)
+
     it("stops reading a peer that outruns its receiver", function()
       withserver(function(req, res)
         local ws = websocket.upgrade(req, res)

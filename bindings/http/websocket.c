@@ -582,6 +582,66 @@ static int ws_send(lua_State *L) {
   return 1;
 }
 
+/* ws:trysend(data, [kind="text"]) -> true | false | nil, err.  Sends
+ * data as one message only if the socket can take it now, without
+ * waiting: true when it went out (what the kernel did not take at once
+ * follows in the background, and later sends wait for it); false when
+ * nothing was sent, because another send is under way or the peer does
+ * not read fast enough.  A fan-out writes to each client this way, and
+ * queues for a writer of the client's own only what does not go at once
+ * (scripts/examples/webchat.lua). */
+static int ws_trysend(lua_State *L) {
+  static const char *const kinds[] = {"text", "binary", NULL};
+  ws *w = checkws(L, 1);
+  size_t n, zn, len;
+  const char *p = luaL_checklstring(L, 2, &n), *out;
+  int op = luaL_checkoption(L, 3, "text", kinds) == 0 ? GLW_TEXT : GLW_BINARY;
+  int rsv = 0, sent, e;
+  glS_stream *s = w->s;
+  char buf[64];
+  if (w->state != OPEN || s->state != GLS_CONNECTED)
+    return glL_fail(L, "closed");
+  if (s->werr) return glL_fail(L, glS_errtext(s, s->werr, buf, sizeof buf));
+  if (s->tls != NULL || s->wbusy || s->h->wbusy || s->writeq.head != NULL) {
+    lua_pushboolean(L, 0);  /* TLS writes park: left to ws:send */
+    return 1;
+  }
+  if (w->wbits && n >= w->minzip) {
+    const char *z = glW_deflate(p, n, w->wbits, &zn);
+    if (z == NULL) return luaL_error(L, "not enough memory");
+    p = z;
+    n = zn;
+    rsv = GLW_RSV1;
+  }
+  glW_outreset();
+  e = glW_frame(op, rsv, w->client, p, n);
+  if (rsv) glW_deflatetrim();
+  if (e != 0) return luaL_error(L, "not enough memory");
+  out = glW_out(&len);
+  sent = glS_trysend(s, out, len);
+  if (sent <= 0 || (size_t)sent == len) {
+    glW_outreset();
+    if (sent < 0) return glL_fail(L, glS_errtext(s, sent, buf, sizeof buf));
+    lua_pushboolean(L, sent > 0);
+    return 1;
+  }
+  lua_settop(L, 3);
+  lua_getiuservalue(L, 1, UV_SOCK);
+  lua_pushlstring(L, out + sent, len - (size_t)sent);
+  glW_outreset();
+  if ((e = glS_writebehind(s, lua_tostring(L, 5), len - (size_t)sent)) < 0) {
+    setreason(w, 1006, "", 0);  /* the frame was cut */
+    w->state = CLOSED;
+    glW_readerfree(&w->r);
+    glS_close(s);
+    return glL_fail(L, glS_errtext(s, e, buf, sizeof buf));
+  }
+  lua_setiuservalue(L, 4, 1);  /* the stream's anchor, as s:send's */
+  s->anchored = 1;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* ws:ping([data]) -> true | nil, err: sends a ping (data: at most 125
  * bytes); its pong is dropped by receive. */
 static int ws_ping(lua_State *L) {
@@ -726,6 +786,7 @@ static int core_wsnew(lua_State *L) {
 static const luaL_Reg ws_methods[] = {
   {"receive", ws_receive},
   {"send", ws_send},
+  {"trysend", ws_trysend},
   {"ping", ws_ping},
   {"close", ws_close},
   {"socket", ws_socket},

@@ -420,6 +420,11 @@ int main(int argc, char **argv) {
     }
     double setup = (now_ns() - t0) / 1e9;
     pump(NULL, now_ns() + 200000000ull);  /* what the joins still bring */
+    if (getenv("WSLOAD_PAUSE")) {  /* for profiling the rounds alone */
+        fprintf(stderr, "wsload: set up; rounds in %s s\n", getenv("WSLOAD_PAUSE"));
+        pump(NULL, now_ns() + (uint64_t)(atof(getenv("WSLOAD_PAUSE")) * 1e9));
+        deadline = now_ns() + (uint64_t)TIMEOUT_S * 1000000000ull;
+    }
     uint64_t *times = calloc((size_t)rounds, sizeof *times);
     if (times == NULL) die("out of memory");
     for (int r = 0; r < warmup + rounds; r++) {

@@ -2,8 +2,9 @@
 -- framework) at / and a chat room over WebSocket at /ws.  A browser picks
 -- a nickname, gets the last 50 messages, and then whatever anyone says;
 -- joins and leaves are announced.  Every client has a bounded queue of
--- outgoing messages, emptied by a greenthread of its own: a client that
--- cannot keep up (its queue full) is dropped, and the others go on.
+-- outgoing messages, emptied by a greenthread of its own, for what its
+-- socket does not take at once: a client that cannot keep up (its queue
+-- full) is dropped, and the others go on.
 -- Usage: greenlua scripts/examples/webchat.lua [port=8080] [host=127.0.0.1]
 -- then open the address it prints in a browser (or two).
 --
@@ -232,10 +233,15 @@ function Chat.serve(opts)
 
   local drop
 
-  -- Queues msg for c; a client whose queue is full is dropped (after
-  -- the walk over the room, by the caller).
+  -- Sends msg to c at once if its socket takes it and nothing of c's is
+  -- waiting, else queues it for c's writer; returns false if c's queue
+  -- is full (the caller then drops c, after its walk over the room).
   local function tell(c, msg)
-    return c.gone or c.out:put_nowait(msg) ~= nil
+    if c.gone then return true end
+    if c.pending == 0 and c.ws:trysend(msg) then return true end
+    if c.out:put_nowait(msg) == nil then return false end
+    c.pending = c.pending + 1  -- queued, or in the writer's hands
+    return true
   end
 
   local function broadcast(msg, except)
@@ -286,6 +292,7 @@ function Chat.serve(opts)
     while true do
       local msg = out:get()
       if msg == nil or not ws:send(msg) then return end
+      c.pending = c.pending - 1
     end
   end
 
@@ -303,7 +310,8 @@ function Chat.serve(opts)
     count = count + 1
     local names = {}
     for other in pairs(clients) do
-      if other ~= c and #names < 100 then names[#names + 1] = jstr(other.nick) end
+      if #names == 100 then break end
+      if other ~= c then names[#names + 1] = jstr(other.nick) end
     end
     tell(c, ('{"type":"welcome","nick":%s,"count":%d,"users":[%s],"history":[%s]}')
       :format(jstr(nick), count, table.concat(names, ","),
@@ -335,7 +343,7 @@ function Chat.serve(opts)
   -- or is dropped; however that ends, it leaves the room and its writer
   -- ends.
   local function chat(ws)
-    local c = {ws = ws, out = green.Queue(QUEUE)}
+    local c = {ws = ws, out = green.Queue(QUEUE), pending = 0}
     ws:socket():setoption("sndbuf", SNDBUF)
     local _ <close> = setmetatable(c, {__close = function()
       finish(c)
