@@ -546,6 +546,18 @@ static int ws_receive(lua_State *L) {
 
 /* {====== Methods ====== */
 
+/* Compresses the n bytes at *p in place of them when permessage-deflate
+ * was agreed and they are long enough; returns the reserved bits of the
+ * frame.  The bytes are deflate's until glW_deflatetrim. */
+static int compress(lua_State *L, ws *w, const char **p, size_t *n) {
+  const char *z;
+  if (!w->wbits || *n < w->minzip) return 0;
+  if ((z = glW_deflate(*p, *n, w->wbits, n)) == NULL)
+    luaL_error(L, "not enough memory");
+  *p = z;
+  return GLW_RSV1;
+}
+
 /* ws:send(data, [kind="text"]) -> true | nil, err.  Sends data as one
  * message ("text" or "binary"), compressed when permessage-deflate was
  * agreed and data is long enough.  Waits while the peer does not read
@@ -554,7 +566,7 @@ static int ws_receive(lua_State *L) {
 static int ws_send(lua_State *L) {
   static const char *const kinds[] = {"text", "binary", NULL};
   ws *w = checkws(L, 1);
-  size_t n, zn;
+  size_t n;
   const char *p = luaL_checklstring(L, 2, &n), *err;
   int op = luaL_checkoption(L, 3, "text", kinds) == 0 ? GLW_TEXT : GLW_BINARY;
   int rsv = 0;
@@ -563,13 +575,7 @@ static int ws_send(lua_State *L) {
   s = pushstream(L, w);
   if (w->state != OPEN || s->state != GLS_CONNECTED)
     return glL_fail(L, "closed");
-  if (w->wbits && n >= w->minzip) {
-    const char *z = glW_deflate(p, n, w->wbits, &zn);
-    if (z == NULL) return luaL_error(L, "not enough memory");
-    p = z;
-    n = zn;
-    rsv = GLW_RSV1;
-  }
+  rsv = compress(L, w, &p, &n);
   err = sendframe(L, w, s, 4, op, rsv, p, n, 0);
   if (rsv) glW_deflatetrim();
   if (w->shut) {  /* a frame cut short */
@@ -593,7 +599,7 @@ static int ws_send(lua_State *L) {
 static int ws_trysend(lua_State *L) {
   static const char *const kinds[] = {"text", "binary", NULL};
   ws *w = checkws(L, 1);
-  size_t n, zn, len;
+  size_t n, len;
   const char *p = luaL_checklstring(L, 2, &n), *out;
   int op = luaL_checkoption(L, 3, "text", kinds) == 0 ? GLW_TEXT : GLW_BINARY;
   int rsv = 0, sent, e;
@@ -606,13 +612,7 @@ static int ws_trysend(lua_State *L) {
     lua_pushboolean(L, 0);  /* TLS writes park: left to ws:send */
     return 1;
   }
-  if (w->wbits && n >= w->minzip) {
-    const char *z = glW_deflate(p, n, w->wbits, &zn);
-    if (z == NULL) return luaL_error(L, "not enough memory");
-    p = z;
-    n = zn;
-    rsv = GLW_RSV1;
-  }
+  rsv = compress(L, w, &p, &n);
   glW_outreset();
   e = glW_frame(op, rsv, w->client, p, n);
   if (rsv) glW_deflatetrim();
@@ -755,7 +755,7 @@ static int ws_tostring(lua_State *L) {
  * the WebSocket on a socket whose opening handshake is done (the bytes
  * after it wait in the socket).  client: it masks what it sends; wbits:
  * permessage-deflate was agreed, and our window (9..15), or 0; info: the
- * table of fields (protocol, extensions). */
+ * table behind ws:protocol() and ws:extensions(). */
 static int core_wsnew(lua_State *L) {
   glS_stream *s = glS_checkstream(L, 1);
   lua_Integer wbits = luaL_optinteger(L, 3, 0);
