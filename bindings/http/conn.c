@@ -211,17 +211,18 @@ static int headk(lua_State *L, int rc, gl_waiter *w) {
   return headlate(L, c, s);
 }
 
-/* c:readhead([stopping], [timeout], [nobody]) -> head | req, res | nil,
- * status, message | nil, err.  Reads the next message's head from the stream,
- * first draining a body the last request left unread.  A server's
+/* c:readhead([stopping], [deadline], [nobody]) -> head | req, res | nil,
+ * status, message | nil, err.  Reads the next message's head from the
+ * stream, first draining a body the last request left unread.  A server's
  * connection waits keepalive_timeout for the first byte of a request
  * (not at all when `stopping`) and header_timeout for the rest (from the
- * accept for the first); `timeout` (seconds) replaces both.  Returns the
- * head (a request table for a server; {status, reason, version, headers}
- * for a client, `nobody` when it asked with HEAD; a server gets the
- * request and its response object); nil, status, message
- * for a bad message or a head that came too slowly (408), to be answered
- * with that status; or nil, "closed", "timeout" or another error. */
+ * accept for the first); `deadline` (a green.now() time) replaces both.
+ * Returns the head (for a server, the request table twice: it is also
+ * the response object; for a client, {status, reason, version,
+ * headers}, without a body to come when `nobody`: it asked with HEAD);
+ * nil, status, message for a bad message or a head that came too slowly
+ * (408), to be answered with that status; or nil, "closed", "timeout" or
+ * another error. */
 static int conn_readhead(lua_State *L) {
   conn *c = checkconn(L, 1);
   glS_stream *s;

@@ -111,9 +111,11 @@ local function roundtrip(c, bytes, nobody, deadline, opts)
   if not ok then return nil, err, err ~= "timeout" end
   local head, body, msg
   repeat  -- 1xx answers come before the response: skipped
+    local got = head ~= nil  -- an interim answer came already
     head, err, msg = conn:readhead(false, deadline, nobody)
     if not head then
-      return nil, readerror(err, msg), err ~= "timeout" and not conn:seen()
+      return nil, readerror(err, msg),
+        err ~= "timeout" and not got and not conn:seen()
     end
     body, err, msg = conn:readbody(deadline)
     if not body then return nil, readerror(err, msg) end

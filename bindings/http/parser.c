@@ -574,7 +574,7 @@ static void restorefields(lua_State *L, glH_parser *p) {
 
 int glH_parsehead(lua_State *L, glH_parser *p, const char *data, size_t len,
                   size_t *used, int nobody) {
-  size_t n, headlen;
+  size_t n, headlen, give;
   int keys, nres;
   *used = 0;
   if (p->phase == GLH_FAIL) return failed(L, p, p->fail, p->failmsg);
@@ -584,10 +584,15 @@ int glH_parsehead(lua_State *L, glH_parser *p, const char *data, size_t len,
   if (len <= p->fed) return 0;  /* nothing new */
   p->nobody = (unsigned char)nobody;
   restorefields(L, p);
-  n = execute(p, data, data + p->fed, len - p->fed);
+  /* No more than max_header + 1 bytes of a head go to http-parser, so
+   * that a head too large is refused at the same byte however its bytes
+   * came (whole, it could meet another fault past the limit first). */
+  give = len - p->fed;
+  if (give > p->maxheader + 1 - p->fed) give = p->maxheader + 1 - p->fed;
+  n = execute(p, data, data + p->fed, give);
   if (!p->headdone) {
     if (HTTP_PARSER_ERRNO(&p->hp) != HPE_OK) return failparse(L, p);
-    p->fed = (uint32_t)len;
+    p->fed += (uint32_t)give;
     if (p->fed > p->maxheader) return failed(L, p, 431, "header too large");
     if (savefields(p) != 0) return failed(L, p, 500, "not enough memory");
     return 0;
