@@ -314,6 +314,14 @@ void glS_writedone(glS_stream *s);
  * ciphertext is the TLS layer's, written as the socket takes it. */
 int glS_trysend(glS_stream *s, const char *p, size_t n);
 
+/* Leaves the rest of what glS_trysend began, n bytes at p, to a uv_write
+ * in the background, without parking (the same conditions hold: nobody
+ * else writes).  Other senders wait for it as for a send abandoned by
+ * its timeout (h->wbusy), and the caller keeps p alive until it ends, as
+ * stream_send anchors its data.  Returns 0 or a libuv error (made sticky
+ * in s->werr). */
+int glS_writebehind(glS_stream *s, const char *p, size_t n);
+
 /* Writes n bytes at p to the transport: uv_try_write, then the rest with
  * uv_write in chunks, parking on each, until `deadline` (each park at
  * most s->tidle, which a chunk that goes out starts again).  Adds what went

@@ -369,6 +369,21 @@ int glS_trysend(glS_stream *s, const char *p, size_t n) {
   return r;
 }
 
+int glS_writebehind(glS_stream *s, const char *p, size_t n) {
+  glS_handle *h = s->h;
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  int e;
+  GL_ASSERT(s->state == GLS_CONNECTED && !h->wbusy && !s->wbusy &&
+            s->writeq.head == NULL && n <= WRITE_TRY_MAX);
+  if ((e = uv_write(&h->wreq, &h->u.stream, &b, 1, onwrite)) < 0) {
+    if (s->werr == 0) s->werr = e;
+    return e;
+  }
+  h->wbusy = 1;  /* abandoned from the start: onwrite hands the turn on */
+  h->wwait = 0;
+  return 0;
+}
+
 /* Writes n bytes with uv_write and parks until its callback.  Returns
  * the park's status; on GL_OK, *status is the write's.  On a timeout or
  * an interrupt the write stays in flight (h->wbusy). */

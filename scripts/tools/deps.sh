@@ -18,7 +18,7 @@ need_packages() {
 
 # What building greenlua needs.
 GL_BUILD_PACKAGES=(cmake make gcc libc6-dev pkg-config liblua5.4-dev
-  libuv1-dev lua-busted libssl-dev libhttp-parser-dev zlib1g-dev)
+  libuv1-dev lua-busted libssl-dev libhttp-parser-dev zlib1g-dev libwslay-dev)
 
 # What the test suite needs besides: the peers the specs talk to.
 GL_TEST_PACKAGES=(openssl curl python3 wrk lua-dkjson clang
@@ -27,3 +27,6 @@ GL_TEST_PACKAGES=(openssl curl python3 wrk lua-dkjson clang
 # specs run; lua5.4 runs Debian's LuaSocket as the reference.
 GL_TEST_PACKAGES+=(lua5.4 lua-socket lua-sec lua-redis redis-server
   python3-pyftpdlib)
+# WebSocket: Python's websockets as a peer, a real browser for the web
+# chat.
+GL_TEST_PACKAGES+=(python3-websockets chromium)

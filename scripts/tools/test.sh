@@ -50,7 +50,7 @@ specs() {  # specs DIR [LABEL [SPEC...]]
 
 # The later sections of the API.md names check, each added here once the
 # layer it checks is built.
-GL_CONTRACT_SECTIONS=(tls processes workers http observability ecosystem)
+GL_CONTRACT_SECTIONS=(tls processes workers http observability ecosystem websocket)
 
 contract() {  # contract DIR [SECTION...]: every API.md name exists
   # The project's shared documents, beside the clone, hold the check; a
@@ -114,7 +114,7 @@ for cfg in "build Release" "build-asan Asan"; do
       GREENLUA_IO_ONEBYTE=1 specs "$1" "one-byte I/O" spec/socket_*_spec.lua \
         spec/server_spec.lua spec/examples_net_spec.lua spec/tls_spec.lua \
         spec/subprocess_spec.lua spec/luasocket_*_spec.lua spec/http_*_spec.lua \
-        spec/luasec_spec.lua
+        spec/luasec_spec.lua spec/websocket_*spec.lua
     fi
   else
     echo "build $2 failed"; failed=$((failed + 1))
