@@ -372,10 +372,15 @@ int glS_trysend(glS_stream *s, const char *p, size_t n) {
 int glS_writebehind(glS_stream *s, const char *p, size_t n) {
   glS_handle *h = s->h;
   uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-  int e;
+  uv_write_t *req = malloc(sizeof *req);
+  int e = req != NULL ? 0 : UV_ENOMEM;
   GL_ASSERT(s->state == GLS_CONNECTED && !h->wbusy && !s->wbusy &&
             s->writeq.head == NULL && n <= WRITE_TRY_MAX);
-  if ((e = uv_write(&h->wreq, &h->u.stream, &b, 1, onwrite)) < 0) {
+  if (e == 0) {
+    req->data = h;
+    if ((e = uv_write(req, &h->u.stream, &b, 1, onwrite)) < 0) free(req);
+  }
+  if (e < 0) {
     if (s->werr == 0) s->werr = e;
     return e;
   }
