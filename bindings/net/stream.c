@@ -17,9 +17,7 @@
 char glS_scratch[65536];
 int glS_onebyte;
 
-/* The metatable of each kind, for glS_teststream (by address, as
- * glL_testudatap), and its name. */
-static const void *classes[GLS_NKINDS];
+/* The class (metatable) name of each kind. */
 static const char *tnames[GLS_NKINDS];
 
 /* {====== The layer ====== */
@@ -60,7 +58,6 @@ void glS_newstreamclass(lua_State *L, int kind, const char *tname,
   GL_ASSERT(kind > 0 && kind < GLS_NKINDS);
   glS_init();
   glL_newclass(L, tname, glS_stream_methods, glS_stream_meta);
-  classes[kind] = lua_topointer(L, -1);  /* kept alive by the registry */
   tnames[kind] = tname;
   lua_getfield(L, -1, "__index");
   luaL_setfuncs(L, glS_tls_methods, 0);
@@ -69,15 +66,15 @@ void glS_newstreamclass(lua_State *L, int kind, const char *tname,
   glS_pushsockets(L);
 }
 
+/* A stream is recognised by its size and magic number, as a queue is
+ * (bindings/core/queue.c): this check sits on every receive and send,
+ * where fetching the metatable costs more than the rest of a short call.
+ * Reading the magic is safe for any full userdata of our size, and Lua
+ * code cannot forge one. */
 glS_stream *glS_teststream(lua_State *L, int i) {
-  void *p = lua_touserdata(L, i);
-  const void *mt;
-  int k;
-  if (p == NULL || !lua_getmetatable(L, i)) return NULL;
-  mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  for (k = 1; k < GLS_NKINDS; k++)
-    if (mt == classes[k]) return p;
+  glS_stream *s = lua_touserdata(L, i);
+  if (s != NULL && lua_rawlen(L, i) == sizeof *s && s->magic == GLS_MAGIC)
+    return s;
   return NULL;
 }
 
@@ -92,6 +89,7 @@ glS_stream *glS_newstream(lua_State *L, int kind) {
   GL_ASSERT(kind > 0 && kind < GLS_NKINDS && tnames[kind] != NULL);
   s = lua_newuserdatauv(L, sizeof *s, 1);
   memset(s, 0, sizeof *s);
+  s->magic = GLS_MAGIC;
   s->kind = kind;
   s->state = GLS_FRESH;
   s->fd = -1;
