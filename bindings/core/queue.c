@@ -35,7 +35,8 @@
  * `q:put(x)` then finds its method in q itself, by one lookup, where a
  * method of a userdata costs a lookup of __index in the metatable and one
  * in the methods table: a good part of a put.  The other methods find the
- * userdata in q under a private key (checkqueue).  Inside, every function
+ * userdata in q[0] (checkqueue), where ipairs and # do not see it and an
+ * integer key costs the least to look up.  Inside, every function
  * has the userdata at stack index 1 (the methods put it there in place of
  * the table, and the waits' continuations find it there). */
 #include <string.h>
@@ -84,20 +85,16 @@ static const char *const typenames[] = {
 };
 #define NCLASSES (sizeof typenames / sizeof typenames[0])
 
-/* The key of a queue's userdata in its table. */
-static const char ukey;
-
-/* The userdata under ukey is checked by its size and a magic number (a
- * table's fields can be copied into another table, with any value under
- * the key): reading the magic is safe for any full userdata of our size,
- * and Lua code cannot forge one. */
+/* The userdata in q[0] is checked by its size and a magic number (any
+ * table may have anything there): reading the magic is safe for any full
+ * userdata of our size, and Lua code cannot forge one. */
 #define QUEUE_MAGIC UINT64_C(0x676c2e5175657565)  /* "gl.Queue" */
 
 /* The queue whose table is at index i, whose userdata then replaces the
  * table there. */
 static gl_queue *checkqueue(lua_State *L, int i) {
   gl_queue *q;
-  if (lua_type(L, i) == LUA_TTABLE && lua_rawgetp(L, i, &ukey) ==
+  if (lua_type(L, i) == LUA_TTABLE && lua_rawgeti(L, i, 0) ==
       LUA_TUSERDATA && (q = lua_touserdata(L, -1)) != NULL &&
       lua_rawlen(L, -1) == sizeof *q && q->magic == QUEUE_MAGIC) {
     lua_replace(L, i);
@@ -905,7 +902,7 @@ static void newtable(lua_State *L, gl_queue *q, int cls) {
   lua_createtable(L, 0, 5);
   q->self = lua_topointer(L, -1);
   lua_pushvalue(L, -2);
-  lua_rawsetp(L, -2, &ukey);
+  lua_rawseti(L, -2, 0);
   for (r = bound; r->name != NULL; r++) {
     lua_pushvalue(L, -2);
     lua_pushcclosure(L, r->func, 1);
