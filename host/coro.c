@@ -14,22 +14,54 @@
 #include "gl.h"
 #include "heap.h"
 
+/* {====== AddressSanitizer ======
+ * ASan keeps a shadow of every stack: which bytes are a frame's
+ * redzones.  It must be told when the running code moves to another stack
+ * (the fiber annotations around every switch), and what frame copies do:
+ * frames copied out of a shared stack leave their redzones behind, and
+ * frames copied back find those of others.  So the part of a shared stack
+ * being copied out, or copied into, is made all addressable first (the
+ * copies are then plain memcpy), and so is the part a finished coroutine
+ * leaves.  Restored frames lose their redzones until they return, which
+ * costs some detection, never a false report.  Everything here vanishes
+ * in other builds. */
 #if GL_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
-#define START_SWITCH(fake, to) \
-  __sanitizer_start_switch_fiber((fake), (to)->asan_bottom, (to)->asan_size)
-#define FINISH_SWITCH(fake, bottom, size) \
-  __sanitizer_finish_switch_fiber((fake), (bottom), (size))
+
+static gl_coro *switched_from;  /* whose bounds the destination learns */
+
+/* The running context leaves its stack for to's; a finished one's frames
+ * (and its fake stack) are forgotten. */
+#define FIBER_LEAVE(from, to, finishing)                               \
+  (switched_from = (from),                                             \
+   __sanitizer_start_switch_fiber((finishing) ? NULL : &(from)->asan_fake, \
+                                  (to)->asan_bottom, (to)->asan_size))
+
+/* Arrived on a stack (`fake`: what FIBER_LEAVE saved when this context
+ * left it; NULL at a first entry).  The stack just left, if it was the
+ * thread's own, has bounds ASan knows and we did not: learn them. */
+static void fiber_arrive(void *fake) {
+  const void *bottom;
+  size_t size;
+  __sanitizer_finish_switch_fiber(fake, &bottom, &size);
+  if (switched_from != NULL && switched_from->asan_bottom == NULL) {
+    switched_from->asan_bottom = bottom;
+    switched_from->asan_size = size;
+  }
+}
+#define FIBER_ARRIVE(co) fiber_arrive((co) != NULL ? (co)->asan_fake : NULL)
+
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
-#define START_SWITCH(fake, to) ((void)0)
-#define FINISH_SWITCH(fake, bottom, size) ((void)0)
+#define FIBER_LEAVE(from, to, finishing) ((void)(finishing))
+#define FIBER_ARRIVE(co) ((void)0)
+#define UNPOISON(p, n) ((void)0)
 #endif
+/* }====== */
 
 gl_coro *gl_coro_running;
 void (*gl_coro_overflow_hook)(gl_coro *co);
-#if GL_ASAN
-static gl_coro *switched_from;  /* whose bounds the destination learns */
-#endif
 
 void gl_coro_init_main(gl_coro *co) {
   memset(co, 0, sizeof *co);
@@ -39,17 +71,7 @@ void gl_coro_init_main(gl_coro *co) {
 static void entry(void *arg, void *value) {
   gl_coro *co = arg;
   GL_UNUSED(value);
-#if GL_ASAN
-  {
-    const void *bottom;
-    size_t size;
-    FINISH_SWITCH(NULL, &bottom, &size);
-    if (switched_from != NULL && switched_from->asan_bottom == NULL) {
-      switched_from->asan_bottom = bottom;  /* the thread's own stack */
-      switched_from->asan_size = size;
-    }
-  }
-#endif
+  FIBER_ARRIVE((gl_coro *)NULL);  /* a first entry: no fake stack yet */
   co->fn(co);
   gl_fatal("a coroutine's function returned instead of switching away");
 }
@@ -84,23 +106,9 @@ void gl_coro_switch(gl_coro *from, gl_coro *to, int finishing) {
       overflow(from);
   }
   gl_coro_running = to;
-#if GL_ASAN
-  switched_from = from;
-  START_SWITCH(finishing ? NULL : &from->asan_fake, to);
+  FIBER_LEAVE(from, to, finishing);
   gl_ctx_switch(&from->ctx, &to->ctx, NULL);
-  {
-    const void *bottom;
-    size_t size;
-    FINISH_SWITCH(from->asan_fake, &bottom, &size);
-    if (switched_from != NULL && switched_from->asan_bottom == NULL) {
-      switched_from->asan_bottom = bottom;
-      switched_from->asan_size = size;
-    }
-  }
-#else
-  GL_UNUSED(finishing);
-  gl_ctx_switch(&from->ctx, &to->ctx, NULL);
-#endif
+  FIBER_ARRIVE(from);  /* back: someone switched to `from` again */
 }
 
 void gl_coro_release(gl_coro *co) {
@@ -147,10 +155,12 @@ int gl_coro_activate(gl_coro *co) {
     occ->saved = malloc(n > 0 ? n : 1);
     if (occ->saved == NULL) return -1;
     gl_heap_watch();  /* before the copy first touches fresh heap */
+    UNPOISON(sp, n);  /* its redzones: for the copy and the next frames */
     memcpy(occ->saved, sp, n);
     occ->nsaved = n;
   }
   if (co->saved != NULL) {  /* back to the very same addresses */
+    UNPOISON(top - co->nsaved, co->nsaved);
     memcpy(top - co->nsaved, co->saved, co->nsaved);
     free(co->saved);
     co->saved = NULL;
@@ -166,7 +176,13 @@ int gl_coro_activate(gl_coro *co) {
 
 void gl_coro_leave(gl_coro *co) {
   GL_ASSERT(co->shared && co != gl_coro_running);
-  if (co->stack->occupant == co) co->stack->occupant = NULL;
+  if (co->stack->occupant == co) {
+#if GL_ASAN  /* its frames, never returned from, leave redzones behind */
+    char *sp = gl_ctx_stackptr(&co->ctx);
+    UNPOISON(sp, (size_t)(co->stack->base + co->stack->size - sp));
+#endif
+    co->stack->occupant = NULL;
+  }
   free(co->saved);
   co->saved = NULL;
   co->stack = NULL;
@@ -176,7 +192,6 @@ void gl_coro_leave(gl_coro *co) {
 int gl_coro_can_share(void) {
   gl_ctx probe;
   char stack[256] __attribute__((aligned(16)));
-  if (GL_ASAN) return 0;  /* copied frames would carry poisoned redzones */
   memset(&probe, 0, sizeof probe);
   gl_ctx_make(&probe, stack, sizeof stack, entry, NULL);
   {

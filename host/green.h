@@ -31,6 +31,8 @@ typedef struct gl_green {
   gl_waiter w;         /* of gl_green_wait: it outlives the frames */
   void *timeouts;      /* started green.Timeouts (bindings/core/timeout.c) */
   unsigned char ended, failed, ismain;
+  unsigned char escaped;  /* coroutine.running() handed its thread out */
+  unsigned char haslinks; /* g:link() added a function to its links */
 } gl_green;
 
 #define GL_GREEN_TYPE "green.Greenthread"
@@ -129,8 +131,9 @@ void gl_green_interrupt(lua_State *L, gl_green *g, gl_intr *cause, int idx);
  * anything yet (a Timeout records it when started, fires later). */
 void gl_green_setcause(lua_State *L, gl_intr *cause, int idx);
 
-/* Called as each greenthread ends, with its own Lua thread (the Timeout
- * binding cancels the ones it started). */
+/* Called as a greenthread that started Timeouts (g->timeouts) ends,
+ * under a protected call on its own Lua thread: the Timeout binding
+ * cancels them.  The common end, with none, skips it (green.c, finish). */
 extern void (*gl_green_end_hook)(lua_State *L, gl_green *g);
 
 /* Forgets what `cause` would raise (a cancelled Timeout). */

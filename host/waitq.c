@@ -21,6 +21,15 @@ void gl_waitq_link(gl_waitq *q, gl_waiter *w) {
   q->n++;
 }
 
+void gl_waitq_link_first(gl_waitq *q, gl_waiter *w) {
+  w->q = q;
+  w->prev = NULL;
+  w->next = q->head;
+  if (q->head) q->head->prev = w; else q->tail = w;
+  q->head = w;
+  q->n++;
+}
+
 int gl_waitq_wait(gl_waitq *q, gl_waiter *w, uint64_t timeout_ns) {
   int rc;
   gl_waitq_link(q, w);

@@ -21,6 +21,10 @@ static inline void gl_waitq_init(gl_waitq *q) {
 /* Links `w` at the tail of `q` (gl_waitq_wait does so, then parks). */
 void gl_waitq_link(gl_waitq *q, gl_waiter *w);
 
+/* Links `w` at the head of `q`: a waiter that was served and must wait
+ * once more keeps its place before those that came after it. */
+void gl_waitq_link_first(gl_waitq *q, gl_waiter *w);
+
 /* Links `w` at the tail of `q` and parks the current task on it (see
  * gl_hub_park).  Returns the waker's status, GL_ETIMEDOUT or GL_EINTR; in
  * every case `w` has left `q` on return. */

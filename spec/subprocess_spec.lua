@@ -140,6 +140,24 @@ describe("green.subprocess.spawn", function()
     os.remove(flag)
   end)
 
+  it("raises a kill that comes while the child starts, and leaves no "
+     .. "child behind", function()
+    for _ = 1, 5 do
+      local g = green.spawn(sp.spawn, {"sleep", "10"})
+      green.sleep(0)  -- g waits for the spawn now
+      g:kill()
+      assert.equal(green.GreenletExit, g.value)
+    end
+    local left
+    for _ = 1, 500 do
+      left = h.capture("pgrep -P " .. green.getpid() .. " sleep")
+      if left == "" then break end
+      green.sleep(0.01)
+    end
+    assert.equal("", left)
+    assert.same({}, zombies())
+  end)
+
   it("runs 200 children at once and reaps every one", function()
     local gs = {}
     for i = 1, 200 do

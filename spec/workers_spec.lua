@@ -128,6 +128,26 @@ describe("greenlua --workers", function()
     assert.is_false(h.exists(pids[1]))
   end)
 
+  it("stops the workers when the master is killed", function()
+    local p, _, pids = master(2)
+    kill("KILL", p.pid)
+    assert.same({nil, "SIGKILL"}, {p:wait()})
+    local function ended(pid)  -- gone, or a zombie left to init to reap
+      local f = io.open("/proc/" .. pid .. "/stat")
+      if not f then return true end
+      local stat = f:read("a")
+      f:close()
+      return stat:match("^%d+ %b() Z") ~= nil
+    end
+    for _, pid in pairs(pids) do
+      for _ = 1, 1000 do
+        if ended(pid) then break end
+        green.sleep(0.005)
+      end
+      assert.is_true(ended(pid))
+    end
+  end)
+
   it("replaces the workers one by one on SIGHUP, the port answering all "
      .. "along", function()
     local p, port, pids, log = master(2)

@@ -164,6 +164,7 @@ static int greenthread_link(lua_State *L) {
   }
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, luaL_len(L, -2) + 1);
+  g->haslinks = 1;
   return 0;
 }
 

@@ -41,6 +41,20 @@ const char *glS_strerror(int err, char *buf, size_t size) {
   return buf;
 }
 
+const char *glS_luasocketerror(int err) {
+  switch (err) {
+    case UV_EOF: case UV_EPIPE: case UV_ECANCELED: case UV_ECONNRESET:
+    case UV_ECONNABORTED:
+      return "closed";
+    case UV_ETIMEDOUT: return "timeout";
+    case UV_EADDRINUSE: return "address already in use";
+    case UV_EISCONN: return "already connected";
+    case UV_EACCES: return "permission denied";
+    case UV_ECONNREFUSED: return "connection refused";
+    default: return err < 0 ? strerror(-err) : "unknown error";
+  }
+}
+
 int glS_fail(lua_State *L, int err) {
   char buf[128];
   return glL_fail(L, glS_strerror(err, buf, sizeof buf));

@@ -79,6 +79,7 @@ int glS_overlong(const glS_stream *s, const char *nl) {
 }
 
 void glS_consume(glS_stream *s, size_t n) {
+  s->nconsumed += n;
   s->rstart += n;
   s->lscan = s->lscan > n ? s->lscan - n : 0;
   if (s->rstart == s->rend) {  /* idle streams hold no buffer */
@@ -118,8 +119,9 @@ void glS_freebuf(glS_stream *s) {
 
 /* {====== Reading from libuv ====== */
 
-/* The kinds of receive, as tags a waiter points to (glS_setneed). */
-static const char needtags[4];
+/* The kinds of receive, as tags a waiter points to (glS_setneed); a
+ * kind plus GLS_RPROGRESS has a tag of its own. */
+static const char needtags[8];
 
 void glS_setneed(gl_waiter *w, int kind, size_t n) {
   w->data = (void *)&needtags[kind];
@@ -127,7 +129,11 @@ void glS_setneed(gl_waiter *w, int kind, size_t n) {
 }
 
 int glS_needkind(const gl_waiter *w) {
-  return (int)((const char *)w->data - needtags);
+  return (int)((const char *)w->data - needtags) & 3;
+}
+
+int glS_needprogress(const gl_waiter *w) {
+  return ((const char *)w->data - needtags) >= GLS_RPROGRESS;
 }
 
 size_t glS_needn(const gl_waiter *w) { return (size_t)w->n2; }
@@ -139,8 +145,12 @@ void glS_stopreading(glS_stream *s) {
   }
 }
 
-static int satisfied(glS_stream *s, gl_waiter *w) {
+/* Whether the receiver w can be served: its data is there, or the
+ * stream ended, or (`fresh`: new bytes just arrived) it waits for any
+ * progress. */
+static int satisfied(glS_stream *s, gl_waiter *w, int fresh) {
   if (s->eof || s->rerr) return 1;
+  if (fresh && glS_needprogress(w)) return 1;
   switch (glS_needkind(w)) {
     case GLS_RANY: return glS_buffered(s) > 0;
     case GLS_RNUM: return glS_buffered(s) >= glS_needn(w);
@@ -150,12 +160,14 @@ static int satisfied(glS_stream *s, gl_waiter *w) {
   }
 }
 
-void glS_kick(glS_stream *s) {
+static void kick(glS_stream *s, int fresh) {
   gl_waiter *w = s->readq.head;
-  if (w == NULL || s->rbusy || !satisfied(s, w)) return;
+  if (w == NULL || s->rbusy || !satisfied(s, w, fresh)) return;
   s->rbusy = 1;
   gl_hub_wake(w, GL_OK);
 }
+
+void glS_kick(glS_stream *s) { kick(s, 0); }
 
 static void onalloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
   glS_stream *s = ((glS_handle *)hd)->s;
@@ -174,7 +186,9 @@ static void onalloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
 
 static void onread(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   glS_stream *s = ((glS_handle *)st)->s;
+  size_t before;
   if (s == NULL) return;
+  before = glS_buffered(s);
   if (s->tls != NULL) {  /* ciphertext: TLS decrypts into the buffer */
     if (nread != 0) glS_tls_input(s, buf->base, nread);
   } else if (nread > 0) {
@@ -192,7 +206,7 @@ static void onread(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     else s->rerr = (int)nread;
     glS_stopreading(s);
   }
-  glS_kick(s);
+  kick(s, glS_buffered(s) > before);
   if ((s->rbusy || s->readq.head == NULL) && glS_buffered(s) >= READ_HIGH)
     glS_stopreading(s);  /* backpressure: nobody wants more now */
 }

@@ -5,6 +5,8 @@
  * a wait that gives its stack up while parked (green.h). */
 #include "stream.h"
 
+#include <string.h>
+
 void glS_pushdata(lua_State *L, const char *p, size_t n, int prefix) {
   if (prefix) {
     lua_pushvalue(L, prefix);
@@ -15,15 +17,49 @@ void glS_pushdata(lua_State *L, const char *p, size_t n, int prefix) {
   }
 }
 
+/* Pushes the line at p (n bytes, without its '\n') after the prefix:
+ * without a final '\r', or, for LuaSocket, without any '\r'. */
+static void pushline(lua_State *L, glS_stream *s, const char *p, size_t n,
+                     int prefix) {
+  luaL_Buffer b;
+  size_t i;
+  if (!s->luasocket) {
+    glS_pushdata(L, p, n > 0 && p[n - 1] == '\r' ? n - 1 : n, prefix);
+  } else if (memchr(p, '\r', n) == NULL) {
+    glS_pushdata(L, p, n, prefix);
+  } else {
+    luaL_buffinit(L, &b);
+    if (prefix) {
+      lua_pushvalue(L, prefix);
+      luaL_addvalue(&b);
+    }
+    for (i = 0; i < n; i++)
+      if (p[i] != '\r') luaL_addchar(&b, p[i]);
+    luaL_pushresult(&b);
+  }
+}
+
 /* nil, msg, everything buffered (which is dropped): a receive that ended
- * early, as LuaSocket returns it. */
+ * early, as LuaSocket returns it (a partial line without its '\r's). */
 static int failpartial(lua_State *L, glS_stream *s, const char *msg,
-                       int prefix) {
+                       int kind, int prefix) {
   size_t have = glS_buffered(s);
   lua_pushnil(L);
   lua_pushstring(L, msg);
-  glS_pushdata(L, glS_bufdata(s), have, prefix);
+  if (kind == GLS_RLINE && s->luasocket)
+    pushline(L, s, glS_bufdata(s), have, prefix);
+  else
+    glS_pushdata(L, glS_bufdata(s), have, prefix);
   glS_consume(s, have);
+  return 3;
+}
+
+/* The count of a receive's results once its data is pushed: LuaSocket
+ * adds two nils. */
+static int done(lua_State *L, glS_stream *s) {
+  if (!s->luasocket) return 1;
+  lua_pushnil(L);
+  lua_pushnil(L);
   return 3;
 }
 
@@ -39,10 +75,9 @@ static int take(lua_State *L, glS_stream *s, int kind, size_t n,
       nl = glS_findnl(s);
       if (nl != NULL && !glS_overlong(s, nl)) {
         len = (size_t)(nl - p);
-        glS_pushdata(L, p, len > 0 && p[len - 1] == '\r' ? len - 1 : len,
-                     prefix);
+        pushline(L, s, p, len, prefix);
         glS_consume(s, len + 1);
-        return 1;
+        return done(L, s);
       }
       if (glS_overlong(s, nl)) {
         /* The first max-line bytes as the partial result; the rest of
@@ -58,7 +93,7 @@ static int take(lua_State *L, glS_stream *s, int kind, size_t n,
       if (have >= n) {
         glS_pushdata(L, p, n, prefix);
         glS_consume(s, n);
-        return 1;
+        return done(L, s);
       }
       break;
     case GLS_RANY:
@@ -66,21 +101,23 @@ static int take(lua_State *L, glS_stream *s, int kind, size_t n,
         len = have < n ? have : n;
         glS_pushdata(L, p, len, prefix);
         glS_consume(s, len);
-        return 1;
+        return done(L, s);
       }
       break;
     default:
-      if (s->eof) {  /* "*a": what came before the end, "" if nothing */
+      /* "*a": what came before the end, "" if nothing (LuaSocket: a
+       * failure, unless something came) */
+      if (s->eof && (have > 0 || !s->luasocket)) {
         glS_pushdata(L, p, have, prefix);
         glS_consume(s, have);
-        return 1;
+        return done(L, s);
       }
       break;
   }
   if (s->rerr)
     return failpartial(L, s, glS_errtext(s, s->rerr, buf, sizeof buf),
-                       prefix);
-  if (s->eof) return failpartial(L, s, "closed", prefix);
+                       kind, prefix);
+  if (s->eof) return failpartial(L, s, "closed", kind, prefix);
   return 0;
 }
 
@@ -88,28 +125,39 @@ static int received(lua_State *L, int rc, gl_waiter *w);
 
 /* The receive loop, from where the receiver knows whether it is its
  * turn.  The deadline and `prefix` wait on top of L's stack, above the
- * arguments, for `received`; `again` says whether it runs there. */
+ * arguments, for `received`; `again` says whether it runs there, as a
+ * receiver that was given its turn (by glS_kick) and must wait once more
+ * (it waits for any progress, under s->tidle): it keeps its turn, at the
+ * head of the queue, with the place it had (seq). */
 static int receiving(lua_State *L, glS_stream *s, int kind, size_t n,
-                     int prefix, uint64_t deadline, int turn, int again) {
+                     int prefix, uint64_t deadline, int turn, int again,
+                     intptr_t seq) {
   gl_waiter *w;
+  uint64_t wait;
   int nres;
   for (;;) {
+    wait = glS_nextwait(s, deadline);
     if (turn) {
       if ((nres = take(L, s, kind, n, prefix)) > 0) break;
-      if (glL_remaining(deadline) == 0) {
+      if (wait == 0) {
         glS_readnow(s);
         if ((nres = take(L, s, kind, n, prefix)) > 0) break;
-        nres = failpartial(L, s, "timeout", prefix);
+        nres = failpartial(L, s, "timeout", kind, prefix);
         break;
       }
       glS_startreading(s);
       if (s->rerr) continue;  /* take reports it */
     }
     w = gl_green_waiter(GL_WAIT_RECEIVE, s);
-    glS_setneed(w, kind, n);
+    glS_setneed(w, s->tidle != UINT64_MAX ? kind + GLS_RPROGRESS : kind, n);
+    if (again && turn) {
+      w->n = seq;
+      gl_waitq_link_first(&s->readq, w);
+      return gl_green_again(NULL, wait);
+    }
     w->n = ++s->rseq;  /* the order of receivers, for timeouts */
-    if (again) return gl_green_again(&s->readq, glL_remaining(deadline));
-    return gl_green_wait(L, &s->readq, glL_remaining(deadline), received);
+    if (again) return gl_green_again(&s->readq, wait);
+    return gl_green_wait(L, &s->readq, wait, received);
   }
   glS_afterread(s);
   return nres;
@@ -127,7 +175,7 @@ static int received(lua_State *L, int rc, gl_waiter *w) {
   if (rc == GL_OK) {  /* our turn, handed over by glS_kick */
     s->rbusy = 0;
     return receiving(L, s, glS_needkind(w), glS_needn(w), prefix, deadline,
-                     1, 1);
+                     1, 1, w->n);
   }
   if (rc == GL_EINTR) {
     glS_afterread(s);  /* the next reader may be served already */
@@ -139,7 +187,7 @@ static int received(lua_State *L, int rc, gl_waiter *w) {
     glS_pushdata(L, "", 0, prefix);
     nres = 3;
   } else {
-    nres = failpartial(L, s, "timeout", prefix);
+    nres = failpartial(L, s, "timeout", glS_needkind(w), prefix);
   }
   glS_afterread(s);
   return nres;
@@ -154,5 +202,5 @@ int glS_receive(lua_State *L, glS_stream *s, int kind, size_t n,
   lua_pushinteger(L, (lua_Integer)deadline);
   lua_pushinteger(L, prefix);
   return receiving(L, s, kind, n, prefix, deadline,
-                   s->readq.head == NULL && !s->rbusy, 0);
+                   s->readq.head == NULL && !s->rbusy, 0, 0);
 }

@@ -38,6 +38,15 @@ struct addrinfo *glS_getaddrinfo(const char *host, int socktype,
                                  gl_waitq *q, uint64_t timeout, int *rc,
                                  int *err) {
   struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = socktype;
+  return glS_getaddrinfox(host, NULL, &hints, q, timeout, rc, err);
+}
+
+struct addrinfo *glS_getaddrinfox(const char *host, const char *service,
+                                  const struct addrinfo *hints, gl_waitq *q,
+                                  uint64_t timeout, int *rc, int *err) {
   struct addrinfo *res = NULL;
   gl_waiter w;
   resolvereq *r = calloc(1, sizeof *r);
@@ -48,10 +57,8 @@ struct addrinfo *glS_getaddrinfo(const char *host, int socktype,
     *err = UV_ENOMEM;
     return NULL;
   }
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = socktype;
-  e = uv_getaddrinfo(gl_hub_loop(), &r->req, onresolve, host, NULL, &hints);
+  e = uv_getaddrinfo(gl_hub_loop(), &r->req, onresolve, host, service,
+                     hints);
   if (e < 0) {
     free(r);
     *err = e;

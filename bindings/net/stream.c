@@ -58,6 +58,7 @@ void glS_newstreamclass(lua_State *L, int kind, const char *tname,
   GL_ASSERT(kind > 0 && kind < GLS_NKINDS);
   glS_init();
   glL_newclass(L, tname, glS_stream_methods, glS_stream_meta);
+  glS_addclass(L, kind);
   tnames[kind] = tname;
   lua_getfield(L, -1, "__index");
   luaL_setfuncs(L, glS_tls_methods, 0);
@@ -66,14 +67,22 @@ void glS_newstreamclass(lua_State *L, int kind, const char *tname,
   glS_pushsockets(L);
 }
 
+/* Every stream's userdata carries GLS_MAGIC (glS_newstreamx), so a class
+ * needs no registering for glS_teststream; a layer still says which of its
+ * classes are streams, for the day that changes. */
+void glS_addclass(lua_State *L, int kind) {
+  GL_UNUSED(L);
+  GL_ASSERT(kind > 0 && kind < GLS_NKINDS);
+}
+
 /* A stream is recognised by its size and magic number, as a queue is
  * (bindings/core/queue.c): this check sits on every receive and send,
  * where fetching the metatable costs more than the rest of a short call.
- * Reading the magic is safe for any full userdata of our size, and Lua
- * code cannot forge one. */
+ * Reading the magic is safe for any full userdata at least our size, and
+ * Lua code cannot forge one. */
 glS_stream *glS_teststream(lua_State *L, int i) {
   glS_stream *s = lua_touserdata(L, i);
-  if (s != NULL && lua_rawlen(L, i) == sizeof *s && s->magic == GLS_MAGIC)
+  if (s != NULL && lua_rawlen(L, i) >= sizeof *s && s->magic == GLS_MAGIC)
     return s;
   return NULL;
 }
@@ -85,15 +94,20 @@ glS_stream *glS_checkstream(lua_State *L, int i) {
 }
 
 glS_stream *glS_newstream(lua_State *L, int kind) {
+  return glS_newstreamx(L, kind, sizeof(glS_stream));
+}
+
+glS_stream *glS_newstreamx(lua_State *L, int kind, size_t size) {
   glS_stream *s;
   GL_ASSERT(kind > 0 && kind < GLS_NKINDS && tnames[kind] != NULL);
-  s = lua_newuserdatauv(L, sizeof *s, 1);
-  memset(s, 0, sizeof *s);
+  GL_ASSERT(size >= sizeof *s);
+  s = lua_newuserdatauv(L, size, 1);
+  memset(s, 0, size);
   s->magic = GLS_MAGIC;
   s->kind = kind;
   s->state = GLS_FRESH;
   s->fd = -1;
-  s->tconnect = s->tsend = s->tread = UINT64_MAX;
+  s->tconnect = s->tsend = s->tread = s->tidle = UINT64_MAX;
   s->maxline = GLS_MAXLINE;
   gl_waitq_init(&s->readq);
   gl_waitq_init(&s->writeq);

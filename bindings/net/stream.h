@@ -113,6 +113,13 @@ struct glS_stream {
   int opening;         /* a connect or bind is under way (it may park) */
   size_t maxline;      /* the longest line "*l" returns ("max-line") */
   uint64_t tconnect, tsend, tread;  /* ns; UINT64_MAX: none */
+  uint64_t tidle;      /* LuaSocket's block timeout (bindings/compat): a
+                          receive, send or accept fails with "timeout"
+                          once nothing moved for this long, whatever its
+                          deadline; UINT64_MAX (green.socket's): none */
+  uint64_t nconsumed;  /* bytes taken from the buffer, ever (getstats) */
+  int luasocket;       /* LuaSocket's receive results and error texts
+                          (glS_receive, glS_errtext) */
   char *rbuf;          /* read buffer: data is rbuf[rstart, rend) */
   size_t rstart, rend, rcap;
   size_t lscan;        /* bytes from rstart known to hold no '\n' */
@@ -167,6 +174,17 @@ void glS_newstreamclass(lua_State *L, int kind, const char *tname,
 /* Pushes a new fresh stream of `kind` (its class must exist). */
 glS_stream *glS_newstream(lua_State *L, int kind);
 
+/* The same with `size` bytes (at least sizeof(glS_stream)), whose first
+ * member is the stream, for a layer that keeps fields of its own in the
+ * userdata (bindings/compat); it sets the class it wants. */
+glS_stream *glS_newstreamx(lua_State *L, int kind, size_t size);
+
+/* Registers the metatable on top of the stack (kept alive by the
+ * registry) as one more class of streams of `kind`, such as LuaSocket's
+ * tcp{client}: glS_teststream and glS_checkstream then accept its
+ * userdata, so every glS_ function works on them. */
+void glS_addclass(lua_State *L, int kind);
+
 /* Checks that argument `i` is a stream (of any kind); the error names
  * "green.socket.tcp or unix". */
 glS_stream *glS_checkstream(lua_State *L, int i);
@@ -197,6 +215,13 @@ void glS_pipeopened(glS_stream *s);
 /* Closes s: lets go of its handle and fd, frees the buffer and wakes
  * every greenthread parked on it with GL_ECLOSED ("closed"). */
 void glS_close(glS_stream *s);
+
+/* What a call waits before giving up, at its next park: the time left
+ * until `deadline`, or s->tidle if that is shorter. */
+static inline uint64_t glS_nextwait(const glS_stream *s, uint64_t deadline) {
+  uint64_t left = glL_remaining(deadline);
+  return s->tidle < left ? s->tidle : left;
+}
 
 /* After a parked socket call: raises a pending interrupt, else pushes
  * nil, "closed" if the socket was closed meanwhile or nil, "timeout" if
@@ -247,7 +272,7 @@ int glS_connect(glS_stream *s, int fd, const struct sockaddr *sa,
 int glS_listen(glS_stream *s, int backlog);
 
 /* Accepts a connection on the listening s into c, a fresh stream of the
- * same kind, within s's read timeout (see stream_accept).  Returns 0 (c
+ * same kind, within s's read timeout or s->tidle (see stream_accept).  Returns 0 (c
  * is then CONNECTED) or a libuv error: UV_ECANCELED when s was closed
  * meanwhile, UV_ETIMEDOUT; *rc is the last park's status (a GL_EINTR is
  * the caller's to raise, before anything else). */
@@ -262,8 +287,18 @@ int glS_accept(glS_stream *s, glS_stream *c, int *rc);
 int glS_writeturn(glS_stream *s, uint64_t deadline);
 void glS_writedone(glS_stream *s);
 
+/* Writes at once what can go out of n bytes at p, without parking: for
+ * a caller whose bytes do not outlive the call (a buffer of its own).  It
+ * writes only when send could do so at once: the stream is connected,
+ * plain (not TLS), without an error, and no sender holds the write turn
+ * or waits for it.  Returns how many bytes went out (0 when it may not
+ * write now, or the kernel took none: the caller sends the rest as
+ * s:send does), or a libuv error (made sticky in s->werr). */
+int glS_trysend(glS_stream *s, const char *p, size_t n);
+
 /* Writes n bytes at p to the transport: uv_try_write, then the rest with
- * uv_write in chunks, parking on each, until `deadline`.  Adds what went
+ * uv_write in chunks, parking on each, until `deadline` (each park at
+ * most s->tidle, which a chunk that goes out starts again).  Adds what went
  * out to *sent and returns 0 or a libuv error (also made sticky in
  * s->werr), with *rc the last park's status: GL_ETIMEDOUT or GL_EINTR
  * leave the last chunk in flight, counted as sent, and set *inflight, so
@@ -322,10 +357,15 @@ void glS_afterread(glS_stream *s);
 
 /* What a parked receiver waits for: a kind, and a count for GLS_RNUM
  * and GLS_RANY, kept in its waiter (the kind as w->data, a tag in static
- * memory; the count whole in w->n2; w->n is its place in line). */
+ * memory; the count whole in w->n2; w->n is its place in line).  A kind
+ * with GLS_RPROGRESS added wakes the receiver for any new byte too: a
+ * receive under a block timeout (s->tidle), which starts again whenever
+ * data arrives. */
 enum { GLS_RLINE, GLS_RALL, GLS_RNUM, GLS_RANY };
+#define GLS_RPROGRESS 4
 void glS_setneed(gl_waiter *w, int kind, size_t n);
 int glS_needkind(const gl_waiter *w);
+int glS_needprogress(const gl_waiter *w);
 size_t glS_needn(const gl_waiter *w);
 
 /* The default of "max-line". */
@@ -354,9 +394,13 @@ void glS_readdone(glS_stream *s);
 
 /* Receives with pattern `kind` (GLS_RLINE, GLS_RALL, GLS_RNUM n bytes,
  * GLS_RANY up to n) from the stream at index 1, after the prefix at
- * index `prefix` (0: none), within the read timeout; returns what
- * s:receive returns (data | nil, err, partial).  Use it as the return
- * expression of a lua_CFunction: the wait may give the stack up. */
+ * index `prefix` (0: none), within the read timeout (and s->tidle);
+ * returns what s:receive returns (data | nil, err, partial).  Use it as
+ * the return expression of a lua_CFunction: the wait may give the stack
+ * up.  A stream with s->luasocket set gets LuaSocket's results instead:
+ * a line drops every '\r', not only a final one; "*a" with nothing left
+ * before the end fails with nil, "closed", prefix; data comes back as
+ * data, nil, nil. */
 int glS_receive(lua_State *L, glS_stream *s, int kind, size_t n,
                 int prefix);
 
@@ -393,7 +437,7 @@ void glS_tls_shutdown(glS_stream *s);
 void glS_tls_free(glS_stream *s);
 
 /* The message for err on s: a TLS failure's text for GLS_ETLS, else
- * glS_strerror's. */
+ * glS_strerror's, or glS_luasocketerror's for a LuaSocket stream. */
 const char *glS_errtext(glS_stream *s, int err, char *buf, size_t size);
 
 /* sslhandshake and sslinfo, methods of every stream class. */
@@ -431,6 +475,11 @@ uint64_t glS_opttimeout(lua_State *L, int arg);
 const char *glS_strerror(int err, char *buf, size_t size);
 int glS_fail(lua_State *L, int err);
 
+/* LuaSocket's text for libuv error `err`, as its sockets give it: "closed"
+ * also for resets and aborts, "already connected", strerror's text (not
+ * lower-cased) for the rest. */
+const char *glS_luasocketerror(int err);
+
 /* Checks a port argument (0..65535). */
 int glS_checkport(lua_State *L, int arg);
 
@@ -458,6 +507,12 @@ int glS_resolve(const char *host, int port, int socktype,
 struct addrinfo *glS_getaddrinfo(const char *host, int socktype,
                                  gl_waitq *q, uint64_t timeout, int *rc,
                                  int *err);
+
+/* The same with uv_getaddrinfo's own arguments: a service (or NULL) and
+ * hints (flags, family, socket type). */
+struct addrinfo *glS_getaddrinfox(const char *host, const char *service,
+                                  const struct addrinfo *hints, gl_waitq *q,
+                                  uint64_t timeout, int *rc, int *err);
 /* }====== */
 
 #endif

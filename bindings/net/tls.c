@@ -221,6 +221,7 @@ const char *glS_errtext(glS_stream *s, int err, char *buf, size_t size) {
   if (err == GLS_ETLS)
     return s->tls != NULL && s->tls->msg[0] != '\0' ? s->tls->msg
                                                      : "tls failure";
+  if (s->luasocket) return glS_luasocketerror(err);
   return glS_strerror(err, buf, size);
 }
 /* }====== */
@@ -348,7 +349,7 @@ int glS_tls_write(glS_stream *s, const char *p, size_t n, uint64_t deadline,
       t->wmark = t->wqueued;
       gl_waiter_init(&w, GL_WAIT_SEND, s);
       w.data = &t->wmark;
-      *rc = gl_waitq_wait(&s->waitq, &w, glL_remaining(deadline));
+      *rc = gl_waitq_wait(&s->waitq, &w, glS_nextwait(s, deadline));
       if (s->state == GLS_CLOSED || *rc != GL_OK) break;  /* t is gone,
         or a timeout or interrupt: the chunk still goes out, as sent */
     }

@@ -246,6 +246,9 @@ int glS_listen(glS_stream *s, int backlog) {
  * stays usable. */
 int glS_accept(glS_stream *s, glS_stream *c, int *rc) {
   uint64_t deadline = glL_deadline(s->tread), wait;
+  /* nothing moves until a connection comes: a block timeout is a deadline */
+  if (s->tidle != UINT64_MAX && glL_deadline(s->tidle) < deadline)
+    deadline = glL_deadline(s->tidle);
   gl_waiter w;
   int fd, e;
   GL_ASSERT(s->state == GLS_LISTENING);
@@ -313,7 +316,7 @@ int glS_writeturn(glS_stream *s, uint64_t deadline) {
   gl_waiter w;
   if (s->wbusy || s->h->wbusy || s->writeq.head != NULL) {
     gl_waiter_init(&w, GL_WAIT_SEND, s);
-    return gl_waitq_wait(&s->writeq, &w, glL_remaining(deadline));
+    return gl_waitq_wait(&s->writeq, &w, glS_nextwait(s, deadline));
     /* GL_OK: handoff gave us the turn */
   }
   s->wbusy = 1;
@@ -330,6 +333,17 @@ static int trywrite(glS_stream *s, const char *p, size_t n) {
   if (n > WRITE_TRY_MAX) n = WRITE_TRY_MAX;  /* uv_buf_t's len, int result */
   b = uv_buf_init((char *)p, (unsigned)(glS_onebyte ? 1 : n));
   return uv_try_write(&s->h->u.stream, &b, 1);
+}
+
+int glS_trysend(glS_stream *s, const char *p, size_t n) {
+  int r;
+  if (s->state != GLS_CONNECTED || s->tls != NULL || s->werr || s->wbusy ||
+      s->h->wbusy || s->writeq.head != NULL || n == 0)
+    return 0;
+  r = trywrite(s, p, n);
+  if (r == UV_EAGAIN) return 0;
+  if (r < 0) s->werr = r;
+  return r;
 }
 
 /* Writes n bytes with uv_write and parks until its callback.  Returns
@@ -378,7 +392,7 @@ int glS_write(glS_stream *s, const char *p, size_t n, uint64_t deadline,
     }
     chunk = glS_onebyte ? 1 : WRITE_CHUNK;
     if (chunk > n - done) chunk = n - done;
-    *rc = writewait(s, p + done, chunk, glL_remaining(deadline), &status);
+    *rc = writewait(s, p + done, chunk, glS_nextwait(s, deadline), &status);
     if (*rc == GL_OK) {
       if (status < 0) {
         err = status;

@@ -128,55 +128,132 @@ static void closeall(int fds[3][2]) {
   }
 }
 
-glP_child *glP_spawn(char **argv, char **env, const char *cwd,
-                     glP_stdio stdio[3], int *err) {
-  int fds[3][2];  /* per pipe: the parent's end, the child's end */
+/* A spawn handed to libuv's threadpool: posix_spawn returns only once the
+ * child has exec'd (or failed to), which takes a millisecond or so, and
+ * the hub keeps running meanwhile.  It owns copies of argv and env (the
+ * caller may be gone before it runs).  Whoever comes last frees it: the
+ * caller once it resumes, if the spawn is done; else the after-work
+ * callback (the caller was interrupted: a child started all the same is
+ * killed and reaped, since nobody will ever see it). */
+typedef struct spawnreq {
+  uv_work_t work;
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
-  sigset_t all, none;
-  glP_child *c;
+  char **argv, **env;    /* in `strings`, copied */
+  int fds[3][2];         /* per pipe: the parent's end, the child's end */
+  int e;                 /* posix_spawn's result */
   pid_t pid;
-  int i, e;
-  for (i = 0; i < 3; i++) fds[i][0] = fds[i][1] = -1;
-  if ((e = startwatcher()) < 0) {
-    *err = e;
-    return NULL;
+  gl_waitq q;            /* the caller parks here (w.data: this) */
+  int waiting, done;
+  char *strings;
+} spawnreq;
+
+static void freereq(spawnreq *r) {
+  posix_spawn_file_actions_destroy(&r->fa);
+  posix_spawnattr_destroy(&r->attr);
+  free(r->strings);
+  free(r);
+}
+
+/* Copies a NULL-terminated array of strings into *at (advanced). */
+static char **copystrings(char **v, char **at) {
+  size_t i, n = 0;
+  char **out;
+  while (v[n] != NULL) n++;
+  out = (char **)(void *)*at;
+  *at += (n + 1) * sizeof *out;
+  for (i = 0; i < n; i++) {
+    size_t len = strlen(v[i]) + 1;
+    memcpy(*at, v[i], len);
+    out[i] = *at;
+    *at += len;
   }
+  out[n] = NULL;
+  return out;
+}
+
+static size_t stringsize(char **v) {
+  size_t n = sizeof *v;
+  for (; v != NULL && *v != NULL; v++) n += sizeof *v + strlen(*v) + 1;
+  return n;
+}
+
+/* Runs the spawn (in the threadpool, or on the hub), then closes the
+ * child's ends of the pipes: the child has its copies. */
+static void dospawn(spawnreq *r) {
+  int i;
+  r->e = posix_spawnp(&r->pid, r->argv[0], &r->fa, &r->attr, r->argv,
+                      r->env != NULL ? r->env : environ);
   for (i = 0; i < 3; i++)
-    if (stdio[i].how == GLP_PIPE) {
-      int p[2];
-      if ((e = makepipe(p)) < 0) {
-        closeall(fds);
-        *err = e;
-        return NULL;
-      }
-      fds[i][0] = i == 0 ? p[1] : p[0];  /* we write stdin, read 1 and 2 */
-      fds[i][1] = i == 0 ? p[0] : p[1];
-      fcntl(fds[i][0], F_SETFL, fcntl(fds[i][0], F_GETFL) | O_NONBLOCK);
+    if (r->fds[i][1] >= 0) {
+      close(r->fds[i][1]);
+      r->fds[i][1] = -1;
     }
-  if ((c = calloc(1, sizeof *c)) == NULL) {
-    closeall(fds);
-    *err = UV_ENOMEM;
+}
+
+static void onwork(uv_work_t *w) { dospawn((spawnreq *)w); }
+
+static glP_child *addchild(pid_t pid);
+
+static void afterwork(uv_work_t *w, int status) {
+  spawnreq *r = (spawnreq *)w;
+  gl_waiter *wt;
+  if (status == UV_ECANCELED) r->e = ECANCELED;  /* never ran */
+  if (!r->waiting) {  /* abandoned */
+    if (r->e == 0) {
+      glP_child *c = addchild(r->pid);
+      kill(r->pid, SIGKILL);
+      if (c != NULL) {
+        c->released = 1;
+        tryreap(c);  /* its SIGCHLD may have been handled already */
+      }
+    }
+    closeall(r->fds);
+    freereq(r);
+    return;
+  }
+  r->done = 1;
+  if ((wt = gl_waitq_find(&r->q, r)) != NULL) gl_hub_wake(wt, GL_OK);
+}
+
+/* Puts a new child on the live list; NULL if out of memory (then its
+ * pid is waited for at once, blocking: better than a zombie). */
+static glP_child *addchild(pid_t pid) {
+  glP_child *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     return NULL;
   }
   gl_waitq_init(&c->exitq);
-  posix_spawn_file_actions_init(&fa);
-  if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+  c->pid = pid;
+  c->next = live;
+  if (live) live->prev = c;
+  live = c;
+  return c;
+}
+
+/* Sets up r's file actions and attributes for `stdio` and `cwd`. */
+static void prepare(spawnreq *r, const char *cwd, glP_stdio stdio[3]) {
+  sigset_t all, none;
+  int i;
+  posix_spawn_file_actions_init(&r->fa);
+  if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&r->fa, cwd);
   for (i = 0; i < 3; i++) {
     switch (stdio[i].how) {
       case GLP_PIPE:
-        posix_spawn_file_actions_adddup2(&fa, fds[i][1], i);
+        posix_spawn_file_actions_adddup2(&r->fa, r->fds[i][1], i);
         break;
       case GLP_NULL:
-        posix_spawn_file_actions_addopen(&fa, i, "/dev/null",
+        posix_spawn_file_actions_addopen(&r->fa, i, "/dev/null",
                                          i == 0 ? O_RDONLY : O_RDWR, 0);
         break;
       case GLP_FD:
-        posix_spawn_file_actions_adddup2(&fa, stdio[i].fd, i);
+        posix_spawn_file_actions_adddup2(&r->fa, stdio[i].fd, i);
         break;
       case GLP_STDOUT:
         GL_ASSERT(i == 2);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
+        posix_spawn_file_actions_adddup2(&r->fa, 1, 2);
         break;
       default:
         break;
@@ -184,33 +261,92 @@ glP_child *glP_spawn(char **argv, char **env, const char *cwd,
   }
   sigfillset(&all);
   sigemptyset(&none);
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF |
-                                  POSIX_SPAWN_SETSIGMASK);
-  /* glibc reports a failed exec here, having reaped the child. */
-  e = posix_spawnp(&pid, argv[0], &fa, &attr, argv,
-                   env != NULL ? env : environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
+  posix_spawnattr_init(&r->attr);
+  posix_spawnattr_setsigdefault(&r->attr, &all);
+  posix_spawnattr_setsigmask(&r->attr, &none);
+  posix_spawnattr_setflags(&r->attr, POSIX_SPAWN_SETSIGDEF |
+                                     POSIX_SPAWN_SETSIGMASK);
+}
+
+/* Runs r: in the threadpool, parked meanwhile, from a greenthread; on
+ * the hub itself otherwise.  Returns the park's status: GL_OK once the
+ * spawn is done (r->e, r->pid), else (interrupted: r is abandoned to
+ * afterwork) GL_EINTR. */
+static int run(spawnreq *r) {
+  gl_waiter w;
+  int rc;
+  if (gl_hub_current() == NULL ||
+      uv_queue_work(glP_loop(), &r->work, onwork, afterwork) != 0) {
+    dospawn(r);
+    r->done = 1;
+    return GL_OK;
+  }
+  gl_waiter_init(&w, GL_WAIT_CHILD, NULL);
+  w.data = r;
+  r->waiting = 1;
+  do rc = gl_waitq_wait(&r->q, &w, UINT64_MAX);
+  while (rc == GL_OK && !r->done);
+  r->waiting = 0;
+  if (!r->done) {
+    uv_cancel((uv_req_t *)&r->work);  /* afterwork frees it */
+    return GL_EINTR;
+  }
+  return GL_OK;
+}
+
+glP_child *glP_spawn(char **argv, char **env, const char *cwd,
+                     glP_stdio stdio[3], int *err) {
+  spawnreq *r;
+  glP_child *c;
+  char *at;
+  int i, e;
+  if ((e = startwatcher()) < 0) {
+    *err = e;
+    return NULL;
+  }
+  if ((r = calloc(1, sizeof *r)) == NULL ||
+      (r->strings = malloc(stringsize(argv) + stringsize(env))) == NULL) {
+    free(r);
+    *err = UV_ENOMEM;
+    return NULL;
+  }
+  gl_waitq_init(&r->q);
+  for (i = 0; i < 3; i++) r->fds[i][0] = r->fds[i][1] = -1;
   for (i = 0; i < 3; i++)
-    if (fds[i][1] >= 0) {  /* the child has its copy */
-      close(fds[i][1]);
-      fds[i][1] = -1;
+    if (stdio[i].how == GLP_PIPE) {
+      int p[2];
+      if ((e = makepipe(p)) < 0) {
+        closeall(r->fds);
+        free(r->strings);
+        free(r);
+        *err = e;
+        return NULL;
+      }
+      r->fds[i][0] = i == 0 ? p[1] : p[0];  /* we write 0, read 1 and 2 */
+      r->fds[i][1] = i == 0 ? p[0] : p[1];
+      fcntl(r->fds[i][0], F_SETFL, fcntl(r->fds[i][0], F_GETFL) | O_NONBLOCK);
     }
-  if (e != 0) {
-    closeall(fds);
-    free(c);
-    *err = -e;
+  at = r->strings;
+  r->argv = copystrings(argv, &at);
+  r->env = env != NULL ? copystrings(env, &at) : NULL;
+  prepare(r, cwd, stdio);
+  if (run(r) != GL_OK) {
+    *err = UV_EINTR;
+    return NULL;
+  }
+  /* glibc reports a failed exec in e, having reaped the child. */
+  if (r->e != 0 || (c = addchild(r->pid)) == NULL) {
+    *err = r->e != 0 ? -r->e : UV_ENOMEM;
+    closeall(r->fds);
+    freereq(r);
     return NULL;
   }
   for (i = 0; i < 3; i++)
-    if (stdio[i].how == GLP_PIPE) stdio[i].fd = fds[i][0];
-  c->pid = pid;
-  c->next = live;
-  if (live) live->prev = c;
-  live = c;
+    if (stdio[i].how == GLP_PIPE) stdio[i].fd = r->fds[i][0];
+  freereq(r);
+  /* Spawned in the threadpool, the child may have ended, and its SIGCHLD
+   * been handled, before it was on the live list. */
+  tryreap(c);
   return c;
 }
 /* }====== */

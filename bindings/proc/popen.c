@@ -63,8 +63,9 @@ static popenfile *topopen(lua_State *L, int idx) {
 
 /* Starts `/bin/sh -c cmd` with descriptor `pipe` (0 or 1, or -1 for none)
  * on a pipe whose other end goes to *fd.  Returns the child, or NULL with
- * errno set. */
-static glP_child *startshell(const char *cmd, int pipe, int *fd) {
+ * errno set; raises a kill or Timeout that came meanwhile. */
+static glP_child *startshell(lua_State *L, const char *cmd, int pipe,
+                             int *fd) {
   char *argv[] = {(char *)SHELL, (char *)"-c", (char *)cmd, NULL};
   glP_stdio io[3] = {{GLP_INHERIT, -1}, {GLP_INHERIT, -1},
                      {GLP_INHERIT, -1}};
@@ -72,6 +73,7 @@ static glP_child *startshell(const char *cmd, int pipe, int *fd) {
   int e;
   if (pipe >= 0) io[pipe].how = GLP_PIPE;
   if ((c = glP_spawn(argv, NULL, NULL, io, &e)) == NULL) {
+    if (e == UV_EINTR) gl_green_raise(L);
     errno = -e;
     return NULL;
   }
@@ -228,7 +230,7 @@ static int io_popen(lua_State *L) {
   luaL_argcheck(L, (mode[0] == 'r' || mode[0] == 'w') && mode[1] == '\0', 2,
                 "invalid mode");
   fflush(NULL);  /* as Lua's l_popen: output written so far goes first */
-  if ((pf->c = startshell(prog, reading ? 1 : 0, &pf->fd)) == NULL)
+  if ((pf->c = startshell(L, prog, reading ? 1 : 0, &pf->fd)) == NULL)
     return luaL_fileresult(L, 0, prog);
   pf->s.f = fopencookie(pf, mode, cookie_funcs);
   if (pf->s.f == NULL) {
@@ -267,7 +269,7 @@ static int os_execute(lua_State *L) {
     lua_pushboolean(L, access(SHELL, X_OK) == 0);
     return 1;
   }
-  if ((c = startshell(cmd, -1, NULL)) == NULL)
+  if ((c = startshell(L, cmd, -1, NULL)) == NULL)
     return luaL_fileresult(L, 0, NULL);
   if (gl_hub_current() == NULL) return finishchild(L, c);
   w = gl_green_waiter(GL_WAIT_CHILD, c);

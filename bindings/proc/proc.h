@@ -80,7 +80,11 @@ typedef struct glP_stdio {
  * such an error, and no child is left of it); no pipe end is left open on
  * failure.  posix_spawn, not uv_spawn: glibc's shares the parent's memory
  * until the exec (vfork), where fork copies the page tables and makes
- * both sides fault on every page they touch until then. */
+ * both sides fault on every page they touch until then.  It returns once
+ * the child has exec'd, a millisecond or so: called from a greenthread,
+ * it runs in libuv's threadpool while the greenthread parks, and an
+ * interrupt meanwhile makes it fail with UV_EINTR (the caller raises it;
+ * a child started all the same is killed and reaped). */
 glP_child *glP_spawn(char **argv, char **env, const char *cwd,
                      glP_stdio stdio[3], int *err);
 

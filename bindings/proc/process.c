@@ -174,6 +174,7 @@ static int subprocess_spawn(lua_State *L) {
     }
   }
   p->c = glP_spawn(argv, env, cwd, io, &e);
+  if (p->c == NULL && e == UV_EINTR) gl_green_raise(L);  /* killed */
   if (p->c == NULL) {
     lua_pushnil(L);
     lua_pushfstring(L, "%s: %s", argv[0], glP_strerror(e, buf, sizeof buf));

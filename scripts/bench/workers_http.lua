@@ -1,6 +1,7 @@
--- workers: a hand-written HTTP/1.1 keep-alive hello world whose handler
--- burns about 1 ms of CPU per request (os.clock, the process's CPU
--- time), on a StreamServer with reuseport, to run as
+-- workers: an HTTP/1.1 keep-alive hello world whose handler burns about
+-- 1 ms of CPU per request (os.clock, the process's CPU time), on
+-- green.http.server with reuseport (or, where green.http is missing, a
+-- hand-written handler on a StreamServer), to run as
 --   greenlua --workers N scripts/bench/workers_http.lua PORT
 -- Requests per second with --workers 2 over --workers 1 shows how the
 -- workers use the cores.
@@ -39,7 +40,16 @@ local function handle(sock)
   end
 end
 
-local srv = green.StreamServer("127.0.0.1", port, handle, { reuseport = true })
+local ok, http = pcall(require, "green.http")
+local srv
+if ok and type(http) == "table" and http.server then
+  srv = http.server("127.0.0.1", port, function()
+    burn()
+    return 200, { ["content-type"] = "text/plain" }, "Hello, World!"
+  end, { reuseport = true })
+else
+  srv = green.StreamServer("127.0.0.1", port, handle, { reuseport = true })
+end
 assert(srv:start())
 if green.worker() == 1 then
   print("LISTENING " .. srv.port)

@@ -18,7 +18,12 @@ need_packages() {
 
 # What building greenlua needs.
 GL_BUILD_PACKAGES=(cmake make gcc libc6-dev pkg-config liblua5.4-dev
-  libuv1-dev lua-busted libssl-dev)
+  libuv1-dev lua-busted libssl-dev libhttp-parser-dev zlib1g-dev)
 
 # What the test suite needs besides: the peers the specs talk to.
-GL_TEST_PACKAGES=(openssl curl python3)
+GL_TEST_PACKAGES=(openssl curl python3 wrk lua-dkjson clang
+  libclang-rt-14-dev)
+# The Lua ecosystem (LuaSocket, LuaSec, redis-lua) and the servers its
+# specs run; lua5.4 runs Debian's LuaSocket as the reference.
+GL_TEST_PACKAGES+=(lua5.4 lua-socket lua-sec lua-redis redis-server
+  python3-pyftpdlib)

@@ -50,7 +50,7 @@ specs() {  # specs DIR [LABEL [SPEC...]]
 
 # The later sections of the API.md names check, each added here once the
 # layer it checks is built.
-GL_CONTRACT_SECTIONS=(tls processes workers)
+GL_CONTRACT_SECTIONS=(tls processes workers http)
 
 contract() {  # contract DIR [SECTION...]: every API.md name exists
   # The project's shared documents, beside the clone, hold the check; a
@@ -67,6 +67,33 @@ contract() {  # contract DIR [SECTION...]: every API.md name exists
   passed=$((passed + p)); failed=$((failed + f))
 }
 
+# The libFuzzer harnesses of spec/fuzz, each on GL_FUZZ_RUNS inputs grown
+# from the seed corpus of the repository, in a clang build with
+# AddressSanitizer + UndefinedBehaviorSanitizer (GL_FUZZ); each counts as
+# one test.
+fuzz() {
+  local dir=build-fuzz runs=${GL_FUZZ_RUNS:-20000} h work
+  echo "== fuzz harnesses ($dir, clang, $runs inputs each)"
+  cmake -S . -B $dir -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Asan \
+    -DGL_FUZZ=ON >"$log/cmake" 2>&1 &&
+    cmake --build $dir -j"$jobs" --target fuzz_http_request \
+      fuzz_http_response >"$log/make" 2>&1 ||
+    { cat "$log/cmake" "$log/make" | tail -40; failed=$((failed + 1)); return; }
+  for h in request response; do
+    work=$(mktemp -d)
+    if $dir/spec/fuzz/fuzz_http_$h -runs="$runs" -max_len=4096 -timeout=10 \
+         -artifact_prefix="$log/" "$work" spec/fuzz/corpus/$h \
+         >"$log/fuzz" 2>&1; then
+      echo "fuzz_http_$h: $(grep -E '^Done' "$log/fuzz")"
+      passed=$((passed + 1))
+    else
+      grep -vE '^(INFO|#[0-9])' "$log/fuzz" | tail -40
+      failed=$((failed + 1))
+    fi
+    rm -rf "$work"
+  done
+}
+
 for cfg in "build Release" "build-asan Asan"; do
   set -- $cfg
   if build "$1" "$2"; then
@@ -76,21 +103,23 @@ for cfg in "build Release" "build-asan Asan"; do
     contract "$1"
     [ ${#GL_CONTRACT_SECTIONS[@]} -eq 0 ] ||
       contract "$1" "${GL_CONTRACT_SECTIONS[@]}"
+    # Stress: every greenthread on a shared stack, so that its frames are
+    # copied out and back at nearly every switch; anything that points
+    # into a displaced stack corrupts memory and fails a spec, or, under
+    # the sanitizers (which are told about the copies), is reported.
+    GREENLUA_PRIVATE_STACKS=0 specs "$1" "all stacks shared"
     if [ "$2" = Release ]; then
-      # Stress: every greenthread on a shared stack, so that its frames are
-      # copied out and back at nearly every switch; anything that points
-      # into a displaced stack corrupts memory and fails a spec.
-      GREENLUA_PRIVATE_STACKS=0 specs "$1" "all stacks shared"
       # Stress: every socket read and write moves one byte, so that every
       # call parks and every partial path runs.
       GREENLUA_IO_ONEBYTE=1 specs "$1" "one-byte I/O" spec/socket_*_spec.lua \
         spec/server_spec.lua spec/examples_net_spec.lua spec/tls_spec.lua \
-        spec/subprocess_spec.lua
+        spec/subprocess_spec.lua spec/luasocket_*_spec.lua spec/http_*_spec.lua
     fi
   else
     echo "build $2 failed"; failed=$((failed + 1))
   fi
 done
+fuzz
 rm -rf "$log"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -116,10 +116,12 @@ typedef struct test_end {
 #define CHECK_CHILD(fn, ud, end, msg) \
   test_child(__FILE__, __LINE__, #fn, (fn), (ud), (end), (msg))
 
-TEST_UNUSED static void test_child(const char *file, int line,
-                                   const char *what, void (*fn)(void *),
-                                   void *ud, test_end end, const char *msg) {
-  static char out[64 * 1024];
+/* Runs fn(ud) in a child whose stderr is captured into out (n bytes, the
+ * text ends with a NUL); a child that returns from fn exits with 0.
+ * Returns the child's wait status. */
+TEST_UNUSED static int test_run_child(const char *file, int line,
+                                      void (*fn)(void *), void *ud,
+                                      char *out, size_t size) {
   size_t len = 0;
   int fds[2], status;
   pid_t pid;
@@ -139,14 +141,22 @@ TEST_UNUSED static void test_child(const char *file, int line,
     _exit(0);
   }
   close(fds[1]);
-  while (len < sizeof out - 1 &&
-         ((n = read(fds[0], out + len, sizeof out - 1 - len)) > 0 ||
+  while (len < size - 1 &&
+         ((n = read(fds[0], out + len, size - 1 - len)) > 0 ||
           (n < 0 && errno == EINTR)))
     if (n > 0) len += (size_t)n;
   out[len] = '\0';
   close(fds[0]);
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) test_fail(file, line, "waitpid: %s", strerror(errno));
+  return status;
+}
+
+TEST_UNUSED static void test_child(const char *file, int line,
+                                   const char *what, void (*fn)(void *),
+                                   void *ud, test_end end, const char *msg) {
+  static char out[64 * 1024];
+  int status = test_run_child(file, line, fn, ud, out, sizeof out);
 
   if (end.sig != 0 &&
       !(WIFSIGNALED(status) && WTERMSIG(status) == end.sig))
