@@ -427,6 +427,20 @@ describe("green.Queue", function()
     stress("Queue")
   end)
 
+  it("refuses another queue or a forged one as self", function()
+    local q, q2 = green.Queue(), green.Queue()
+    assert.matches("green.Queue expected", errorof(q.put, q2, 1))
+    assert.matches("green.Queue expected", errorof(q.get_nowait, {}))
+    assert.equal(0, #q2)
+    local fake = setmetatable({[0] = io.stdout, put = q.put},
+                              getmetatable(q))
+    assert.matches("green.Queue expected", errorof(function()
+      return #fake end))
+    assert.matches("green.Queue expected", errorof(fake.qsize, fake))
+    assert.matches("green.Queue expected", errorof(fake.put, fake, 1))
+    assert.equal(0, #q)
+  end)
+
   it("keeps order as its ring of items wraps around", function()
     local q, want, got, full = green.Queue(3), {}, {}, 0
     for i = 1, 40 do

@@ -26,7 +26,19 @@
  * read the heap, under lua_pcall; then applied with no Lua call at all.
  * If the heap changed while a comparison blocked (`version`), the plan is
  * made again; if a comparison fails, nothing changed, a promise held by
- * the caller is passed on, and the error goes on to the caller. */
+ * the caller is passed on, and the error goes on to the caller.
+ *
+ * The object.  A queue is a table of its class (the metatable, whose
+ * __index holds the methods) that carries put, get, put_nowait and
+ * get_nowait as fields of its own: C closures bound to the queue's
+ * userdata (upvalue 1), which holds the state and the items.  A call
+ * `q:put(x)` then finds its method in q itself, by one lookup, where a
+ * method of a userdata costs a lookup of __index in the metatable and one
+ * in the methods table: a good part of a put.  The other methods find the
+ * userdata in q[0] (checkqueue), where ipairs and # do not see it and an
+ * integer key costs the least to look up.  Inside, every function
+ * has the userdata at stack index 1 (the methods put it there in place of
+ * the table, and the waits' continuations find it there). */
 #include <string.h>
 
 #include "lauxgl.h"
@@ -47,6 +59,7 @@ enum { UV_ITEMS = 1, UV_SLOTS, UV_LESS, UV_N = UV_LESS };
 
 typedef struct gl_queue {
   uint64_t magic;          /* QUEUE_MAGIC: see checkqueue */
+  const void *self;        /* the queue's table (lua_topointer) */
   gl_waitq getters;        /* get(): wait for an item */
   gl_waitq putters;        /* put(): wait for a place (or, Channel, a get) */
   gl_waitq peekers;        /* peek(): wait for an item, take nothing */
@@ -72,21 +85,43 @@ static const char *const typenames[] = {
 };
 #define NCLASSES (sizeof typenames / sizeof typenames[0])
 
-/* A queue is recognised by its size and a magic number rather than by
- * its metatable (five classes share the methods): checkqueue sits on every
- * put and get, where luaL_checkudata's registry lookup, or fetching the
- * metatable, is a good part of the cost.  Reading the magic is safe for
- * any full userdata of our size; Lua code cannot forge one. */
+/* The userdata in q[0] is checked by its size and a magic number (any
+ * table may have anything there): reading the magic is safe for any full
+ * userdata of our size, and Lua code cannot forge one. */
 #define QUEUE_MAGIC UINT64_C(0x676c2e5175657565)  /* "gl.Queue" */
 
+/* The queue whose table is at index i, whose userdata then replaces the
+ * table there. */
 static gl_queue *checkqueue(lua_State *L, int i) {
-  gl_queue *q = lua_touserdata(L, i);
-  if (GL_LIKELY(q != NULL && lua_rawlen(L, i) == sizeof *q &&
-                q->magic == QUEUE_MAGIC))
+  gl_queue *q;
+  if (lua_type(L, i) == LUA_TTABLE && lua_rawgeti(L, i, 0) ==
+      LUA_TUSERDATA && (q = lua_touserdata(L, -1)) != NULL &&
+      lua_rawlen(L, -1) == sizeof *q && q->magic == QUEUE_MAGIC) {
+    lua_replace(L, i);
     return q;
+  }
   luaL_typeerror(L, i, "green.Queue");
   return NULL;
 }
+
+/* The queue of a bound method (the userdata is upvalue 1): the table at
+ * 1 must be the queue's own. */
+#define UPQ lua_upvalueindex(1)
+static gl_queue *boundqueue(lua_State *L) {
+  gl_queue *q = lua_touserdata(L, UPQ);
+  if (GL_UNLIKELY(lua_topointer(L, 1) != q->self))
+    luaL_typeerror(L, 1, "green.Queue");
+  return q;
+}
+
+/* Puts the bound queue's userdata at 1, in place of its table. */
+static void toudata(lua_State *L) {
+  lua_pushvalue(L, UPQ);
+  lua_replace(L, 1);
+}
+
+/* The queue of a continuation: its userdata is at 1. */
+static gl_queue *queueat1(lua_State *L) { return lua_touserdata(L, 1); }
 
 /* Keeps the PriorityQueue paths out of put and get, whose FIFO path then
  * needs fewer registers. */
@@ -191,14 +226,20 @@ static void ringgrow(lua_State *L, gl_queue *q) {
 }
 
 /* Stores the value at index v (absolute) after the items of a FIFO or
- * LIFO queue (the queue at index 1).  Leaves the stack as it was. */
-static void store(lua_State *L, gl_queue *q, int v) {
+ * LIFO queue whose userdata is at ui (1 unless said).  Leaves the stack as
+ * it was. */
+static void storeat(lua_State *L, gl_queue *q, int ui, int v) {
   lua_Integer i;
+  if (ui != 1 && (!q->inl || q->count == q->cap)) {
+    lua_pushvalue(L, ui);  /* the rest works at 1 */
+    lua_replace(L, 1);
+    ui = 1;
+  }
   if (q->inl && q->count == q->cap) spill(L, q);
   if (q->inl) {
     lua_pushvalue(L, v);
-    lua_setiuservalue(L, 1, SLOT(q->kind == K_LIFO ? q->count
-                                                   : ringpos(q, q->count)));
+    lua_setiuservalue(L, ui, SLOT(q->kind == K_LIFO ? q->count
+                                                    : ringpos(q, q->count)));
     return;
   }
   lua_getiuservalue(L, 1, UV_ITEMS);
@@ -212,27 +253,29 @@ static void store(lua_State *L, gl_queue *q, int v) {
   lua_rawseti(L, -2, i);
   lua_pop(L, 1);
 }
+#define store(L, q, v) storeat(L, q, 1, v)
 
-/* Pushes the next item of a FIFO or LIFO queue (at index 1) and removes
- * it from the queue's storage (the caller counts it out). */
-static void take(lua_State *L, gl_queue *q) {
+/* Pushes the next item of a FIFO or LIFO queue (its userdata at ui) and
+ * removes it from the queue's storage (the caller counts it out). */
+static void takeat(lua_State *L, gl_queue *q, int ui) {
   lua_Integer i;
   if (q->inl) {
     int slot = SLOT(q->kind == K_LIFO ? q->count - 1 : q->head);
-    lua_getiuservalue(L, 1, slot);
+    lua_getiuservalue(L, ui, slot);
     lua_pushnil(L);
-    lua_setiuservalue(L, 1, slot);
+    lua_setiuservalue(L, ui, slot);
     if (q->kind != K_LIFO && ++q->head == q->cap) q->head = 0;
     return;
   }
   i = q->kind == K_LIFO ? q->count : q->head + 1;
-  lua_getiuservalue(L, 1, UV_ITEMS);
+  lua_getiuservalue(L, ui, UV_ITEMS);
   lua_rawgeti(L, -1, i);
   lua_pushnil(L);
   lua_rawseti(L, -3, i);
   lua_remove(L, -2);
   if (q->kind != K_LIFO) q->head = (q->head + 1) & (q->cap - 1);
 }
+#define take(L, q) takeat(L, q, 1)
 
 /* Pushes the item a get would take now, without taking it. */
 static void look(lua_State *L, gl_queue *q) {
@@ -492,7 +535,7 @@ static int putted(lua_State *L, int rc, gl_waiter *w) {
   glL_raisepending(L, rc);
   if (rc == GL_ETIMEDOUT) return glL_fail(L, "timeout");
   if (rc == GL_ECLOSED) return luaL_error(L, "put into a closed queue");
-  putnow(L, checkqueue(L, 1), 1);  /* woken with a place: cannot fail */
+  putnow(L, queueat1(L), 1);  /* woken with a place: cannot fail */
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -555,7 +598,7 @@ static int gotfrom(lua_State *L, gl_queue *q, int rc) {
 
 static int got(lua_State *L, int rc, gl_waiter *w) {
   GL_UNUSED(w);
-  return gotfrom(L, checkqueue(L, 1), rc);
+  return gotfrom(L, queueat1(L), rc);
 }
 
 /* Gets an item, waiting up to `timeout` (a zero timeout does not park),
@@ -570,29 +613,52 @@ static int doget(lua_State *L, gl_queue *q, uint64_t timeout,
   return gl_green_wait(L, &q->getters, timeout, k);
 }
 
+/* Whether a put of a FIFO or LIFO queue can store its item at once:
+ * there is room and no getter waits for it (offer() then has nobody to
+ * hand it to). */
+static int easyput(const gl_queue *q) {
+  return q->kind <= K_LIFO && !q->closed && q->getters.head == NULL &&
+         (q->maxsize == 0 || avail(q) + q->roomres < q->maxsize);
+}
+
+/* Stores the item at 2 of an easyput queue, bound at UPQ. */
+static int putfast(lua_State *L, gl_queue *q) {
+  storeat(L, q, UPQ, 2);
+  q->count++;
+  q->version++;
+  if (q->joinable) q->unfinished++;
+  if (q->peekers.head != NULL) gl_waitq_wake_all(&q->peekers, GL_OK);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Takes an item of a FIFO or LIFO queue, bound at UPQ, that has one. */
+static int getfast(lua_State *L, gl_queue *q) {
+  takeat(L, q, UPQ);
+  q->count--;
+  q->version++;
+  if (q->putters.head != NULL) makeroom(q);
+  return 1;
+}
+
 /* q:put(item, [timeout]) -> true | nil, "timeout".  The common case
  * first: a FIFO or LIFO queue with room and no getter waiting, called
- * without a timeout. */
+ * without a timeout.  (Bound to the queue, as get, put_nowait and
+ * get_nowait.) */
 static int queue_put(lua_State *L) {
-  gl_queue *q = checkqueue(L, 1);
-  if (GL_LIKELY(lua_gettop(L) == 2 && q->kind <= K_LIFO && !q->closed &&
-                q->getters.head == NULL &&
-                (q->maxsize == 0 || avail(q) + q->roomres < q->maxsize) &&
-                !lua_isnil(L, 2))) {
-    store(L, q, 2);
-    q->count++;
-    q->version++;
-    if (q->joinable) q->unfinished++;
-    if (q->peekers.head != NULL) gl_waitq_wake_all(&q->peekers, GL_OK);
-    lua_pushboolean(L, 1);
-    return 1;
-  }
+  gl_queue *q = boundqueue(L);
+  if (GL_LIKELY(lua_gettop(L) == 2 && easyput(q) && !lua_isnil(L, 2)))
+    return putfast(L, q);
+  toudata(L);
   return doput(L, q, opttimeout(L, 3), "timeout");
 }
 
 /* q:put_nowait(item) -> true | nil, "full" */
 static int queue_put_nowait(lua_State *L) {
-  gl_queue *q = checkqueue(L, 1);
+  gl_queue *q = boundqueue(L);
+  if (GL_LIKELY(lua_gettop(L) == 2 && easyput(q) && !lua_isnil(L, 2)))
+    return putfast(L, q);
+  toudata(L);
   return doput(L, q, 0, "full");
 }
 
@@ -600,20 +666,18 @@ static int queue_put_nowait(lua_State *L) {
  * common case first: a FIFO or LIFO queue with an item, called without a
  * timeout. */
 static int queue_get(lua_State *L) {
-  gl_queue *q = checkqueue(L, 1);
-  if (GL_LIKELY(lua_gettop(L) == 1 && q->kind <= K_LIFO && avail(q) > 0)) {
-    take(L, q);
-    q->count--;
-    q->version++;
-    if (q->putters.head != NULL) makeroom(q);
-    return 1;
-  }
+  gl_queue *q = boundqueue(L);
+  if (GL_LIKELY(lua_gettop(L) == 1 && q->kind <= K_LIFO && avail(q) > 0))
+    return getfast(L, q);
+  toudata(L);
   return doget(L, q, opttimeout(L, 2), "timeout", got);
 }
 
 /* q:get_nowait() -> item | nil, "empty" | nil, "closed" */
 static int queue_get_nowait(lua_State *L) {
-  gl_queue *q = checkqueue(L, 1);
+  gl_queue *q = boundqueue(L);
+  if (GL_LIKELY(q->kind <= K_LIFO && avail(q) > 0)) return getfast(L, q);
+  toudata(L);
   return doget(L, q, 0, "empty", got);
 }
 
@@ -661,7 +725,7 @@ static int queue_close(lua_State *L) {
  * drained. */
 static int gotnext(lua_State *L, int rc, gl_waiter *w) {
   GL_UNUSED(w);
-  return gotfrom(L, checkqueue(L, 1), rc) == 1 ? 1 : 0;  /* 0: the end */
+  return gotfrom(L, queueat1(L), rc) == 1 ? 1 : 0;  /* 0: the end */
 }
 
 static int queue_next(lua_State *L) {
@@ -670,9 +734,11 @@ static int queue_next(lua_State *L) {
 
 /* q:iter() -> iterator, q: `for item in q:iter() do ... end` */
 static int queue_iter(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushvalue(L, 1);  /* the table, which checkqueue replaces */
   checkqueue(L, 1);
   lua_pushcfunction(L, queue_next);
-  lua_pushvalue(L, 1);
+  lua_insert(L, 2);
   return 2;
 }
 
@@ -754,10 +820,11 @@ static int queue_unfinished(lua_State *L) {
 }
 
 static int queue_tostring(lua_State *L) {
-  gl_queue *q = checkqueue(L, 1);
-  lua_getmetatable(L, 1);
-  lua_getfield(L, -1, "__name");
-  lua_pushfstring(L, "%s (%I items%s): %p", lua_tostring(L, -1), avail(q),
+  gl_queue *q;
+  lua_settop(L, 1);
+  luaL_getmetafield(L, 1, "__name");
+  q = checkqueue(L, 1);
+  lua_pushfstring(L, "%s (%I items%s): %p", lua_tostring(L, 2), avail(q),
                   q->closed ? ", closed" : "", (void *)q);
   return 1;
 }
@@ -808,14 +875,14 @@ static gl_queue *newqueue(lua_State *L, int kind, int cls,
   else if (maxsize > 0)  /* room for maxsize, up to 1024 at first */
     while (cap < maxsize && cap < 1024) cap *= 2;
   q->cap = cap;
-  luaL_setmetatable(L, typenames[cls]);
   if (inl) {
     q->inl = 1;
     q->cap = maxsize + INLINE_SPARE;
-    return q;
+  } else {
+    lua_createtable(L, kind == K_FIFO || kind == K_CHANNEL ? (int)cap : 0,
+                    0);
+    lua_setiuservalue(L, -2, UV_ITEMS);
   }
-  lua_createtable(L, kind == K_FIFO || kind == K_CHANNEL ? (int)cap : 0, 0);
-  lua_setiuservalue(L, -2, UV_ITEMS);
   if (kind == K_CHANNEL) {
     lua_newtable(L);
     lua_setiuservalue(L, -2, UV_SLOTS);
@@ -823,15 +890,37 @@ static gl_queue *newqueue(lua_State *L, int kind, int cls,
   return q;
 }
 
+/* Replaces the userdata of q, on top of the stack, with the queue's table
+ * of class `cls`. */
+static void newtable(lua_State *L, gl_queue *q, int cls) {
+  static const luaL_Reg bound[] = {
+    {"put", queue_put}, {"get", queue_get},
+    {"put_nowait", queue_put_nowait}, {"get_nowait", queue_get_nowait},
+    {NULL, NULL}
+  };
+  const luaL_Reg *r;
+  lua_createtable(L, 0, 5);
+  q->self = lua_topointer(L, -1);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 0);
+  for (r = bound; r->name != NULL; r++) {
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, r->func, 1);
+    lua_setfield(L, -2, r->name);
+  }
+  luaL_setmetatable(L, typenames[cls]);
+  lua_replace(L, -2);
+}
+
 /* green.Queue([maxsize]) -> q; nil or 0: unbounded */
 static int queue_new(lua_State *L) {
-  newqueue(L, K_FIFO, 0, checkmaxsize(L, "Queue"));
+  newtable(L, newqueue(L, K_FIFO, 0, checkmaxsize(L, "Queue")), 0);
   return 1;
 }
 
 /* green.LifoQueue([maxsize]) -> q */
 static int lifoqueue_new(lua_State *L) {
-  newqueue(L, K_LIFO, 1, checkmaxsize(L, "LifoQueue"));
+  newtable(L, newqueue(L, K_LIFO, 1, checkmaxsize(L, "LifoQueue")), 1);
   return 1;
 }
 
@@ -850,27 +939,24 @@ static int priorityqueue_new(lua_State *L) {
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, -2, UV_LESS);
   }
+  newtable(L, q, 2);
   return 1;
 }
 
 /* green.JoinableQueue([maxsize]) -> q */
 static int joinablequeue_new(lua_State *L) {
-  newqueue(L, K_FIFO, 3, checkmaxsize(L, "JoinableQueue"));
+  newtable(L, newqueue(L, K_FIFO, 3, checkmaxsize(L, "JoinableQueue")), 3);
   return 1;
 }
 
 /* green.Channel() -> q */
 static int channel_new(lua_State *L) {
-  newqueue(L, K_CHANNEL, 4, 0);
+  newtable(L, newqueue(L, K_CHANNEL, 4, 0), 4);
   return 1;
 }
 /* }====== */
 
 static const luaL_Reg queue_methods[] = {
-  {"put", queue_put},
-  {"get", queue_get},
-  {"put_nowait", queue_put_nowait},
-  {"get_nowait", queue_get_nowait},
   {"peek", queue_peek},
   {"qsize", queue_qsize},
   {"empty", queue_empty},

@@ -68,6 +68,9 @@ enum {
 };
 
 typedef struct glS_stream glS_stream;
+
+/* Marks the userdata of every stream ("gl.Strea"). */
+#define GLS_MAGIC UINT64_C(0x676c2e5374726561)
 typedef struct glS_tls glS_tls;        /* tls.c */
 typedef struct glS_tlsctx glS_tlsctx;  /* tls_context.c */
 struct ssl_st;                         /* OpenSSL's SSL and SSL_CTX */
@@ -99,6 +102,7 @@ typedef struct glS_handle {
  * keep the userdata alive (it is their argument), so the wait queues and
  * the read buffer live here; the libuv handle lives in `h`. */
 struct glS_stream {
+  uint64_t magic;      /* GLS_MAGIC: glS_teststream's check */
   glS_handle *h;
   int kind;            /* GLS_TCP, GLS_UNIX or GLS_PIPE */
   int state;

@@ -39,12 +39,15 @@ function Chat.serve(opts)
 
   local drop
 
-  -- Queues a line for client c.  Returns false if c's queue is full:
-  -- the caller then drops c (not while it walks a room).
-  local function tell(c, line)
+  -- Queues a line for client c, its newline already on (`data`).
+  -- Returns false if c's queue is full: the caller then drops c (not
+  -- while it walks a room).
+  local function send(c, data)
     if c.gone then return true end
-    return c.out:put_nowait(line) ~= nil
+    return c.out:put_nowait(data) ~= nil
   end
+
+  local function tell(c, line) return send(c, line .. "\n") end
 
   -- A client whose queue is half full slows down whoever talks to it:
   -- the talker waits for its writer to send something.  This lets a
@@ -62,21 +65,25 @@ function Chat.serve(opts)
     end
   end
 
-  -- Tells every client in `room` but `except` the line; drops those whose
-  -- queue overflows, then waits for those that are behind.
+  -- Tells every client in `room` but `except` the line (made once for
+  -- all); drops those whose queue overflows, then waits for those that are
+  -- behind.
   local function broadcast(room, line, except)
-    local full, behind = {}, {}
+    local full, behind
+    local data, half = line .. "\n", QUEUE / 2
     for c in pairs(rooms[room] or {}) do
       if c ~= except then
-        if not tell(c, line) then
+        if not send(c, data) then
+          full = full or {}
           full[#full + 1] = c
-        elseif c.out:qsize() * 2 >= QUEUE then
+        elseif #c.out >= half then
+          behind = behind or {}
           behind[#behind + 1] = c
         end
       end
     end
-    for _, c in ipairs(full) do drop(c) end
-    for _, c in ipairs(behind) do keepup(c) end
+    for _, c in ipairs(full or {}) do drop(c) end
+    for _, c in ipairs(behind or {}) do keepup(c) end
   end
 
   local function enter(c, room)
@@ -126,14 +133,18 @@ function Chat.serve(opts)
   local function writer(c)
     local out, sock = c.out, c.sock
     while true do
-      local line = out:get()
-      if line == nil then return end  -- closed and drained
-      local batch = {line}
-      while not out:empty() do batch[#batch + 1] = out:get_nowait() end
-      batch[#batch + 1] = ""
-      if not sock:send(table.concat(batch, "\n")) then return end
-      c.behind = nil
-      c.sent:set()
+      local data = out:get()
+      if data == nil then return end  -- closed and drained
+      if #out > 0 then
+        local batch = {data}
+        repeat batch[#batch + 1] = out:get_nowait() until #out == 0
+        data = table.concat(batch)
+      end
+      if not sock:send(data) then return end
+      if c.behind then  -- a talker may wait in keepup
+        c.behind = nil
+        c.sent:set()
+      end
     end
   end
 

@@ -35,14 +35,18 @@ def members(room, except_=None):
     return sorted(c.nick for c in rooms.get(room, ()) if c is not except_)
 
 
-def tell(c, line):
+def send(c, data):  # data: a line with its newline
     if c.gone:
         return True
     try:
-        c.out.put_nowait(line)
+        c.out.put_nowait(data)
         return True
     except Full:
         return False
+
+
+def tell(c, line):
+    return send(c, (line + "\n").encode())
 
 
 def keepup(c):
@@ -58,9 +62,10 @@ def keepup(c):
 
 def broadcast(room, line, except_=None):
     full, behind = [], []
+    data = (line + "\n").encode()  # made once for all
     for c in list(rooms.get(room, ())):
         if c is not except_:
-            if not tell(c, line):
+            if not send(c, data):
                 full.append(c)
             elif c.out.qsize() * 2 >= QUEUE:
                 behind.append(c)
@@ -115,23 +120,26 @@ def drop(c):
 def writer(c):
     out, sock = c.out, c.sock
     while True:
-        line = out.get()
-        if line is StopIteration:
+        data = out.get()
+        if data is StopIteration:
             return
-        batch = [line]
-        while not out.empty():
-            line = out.get_nowait()
-            if line is StopIteration:
-                break
-            batch.append(line)
-        batch.append("")
+        item = data
+        if not out.empty():
+            batch = [data]
+            while not out.empty():
+                item = out.get_nowait()
+                if item is StopIteration:
+                    break
+                batch.append(item)
+            data = b"".join(batch)
         try:
-            sock.sendall("\n".join(batch).encode())
+            sock.sendall(data)
         except OSError:
             return
-        c.behind = None
-        c.sent.set()
-        if line is StopIteration or (c.gone and out.empty()):
+        if c.behind is not None:  # a talker may wait in keepup
+            c.behind = None
+            c.sent.set()
+        if item is StopIteration or (c.gone and out.empty()):
             return
 
 

@@ -57,18 +57,21 @@ func members(room string, except *client) []string {
 	return list
 }
 
-// tell queues a line for c (mu held); false if c's queue is full.
-func tell(c *client, line string) bool {
+// send queues a line with its newline for c (mu held); false if c's
+// queue is full.
+func send(c *client, data string) bool {
 	if c.gone {
 		return true
 	}
 	select {
-	case c.out <- line:
+	case c.out <- data:
 		return true
 	default:
 		return false
 	}
 }
+
+func tell(c *client, line string) bool { return send(c, line+"\n") }
 
 // keepup waits, mu not held, while c's queue is half full, for PATIENCE
 // at most since c fell behind; then drops it.
@@ -105,9 +108,10 @@ func keepup(c *client) {
 func broadcast(room, line string, except *client) {
 	var behind []*client
 	var full []*client
+	data := line + "\n" // made once for all
 	for c := range rooms[room] {
 		if c != except {
-			if !tell(c, line) {
+			if !send(c, data) {
 				full = append(full, c)
 			} else if len(c.out)*2 >= queueLen {
 				behind = append(behind, c)
@@ -178,30 +182,35 @@ func drop(c *client) {
 
 func writer(c *client) {
 	defer close(c.done)
-	for line := range c.out {
-		batch := []string{line}
-	more:
-		for {
-			select {
-			case l, ok := <-c.out:
-				if !ok {
+	for data := range c.out {
+		if len(c.out) > 0 {
+			batch := []string{data}
+		more:
+			for {
+				select {
+				case l, ok := <-c.out:
+					if !ok {
+						break more
+					}
+					batch = append(batch, l)
+				default:
 					break more
 				}
-				batch = append(batch, l)
-			default:
-				break more
 			}
+			data = strings.Join(batch, "")
 		}
-		batch = append(batch, "")
-		if _, err := c.conn.Write([]byte(strings.Join(batch, "\n"))); err != nil {
+		if _, err := c.conn.Write([]byte(data)); err != nil {
 			return
 		}
 		mu.Lock()
+		behind := !c.behind.IsZero()
 		c.behind = time.Time{}
 		mu.Unlock()
-		select {
-		case c.sent <- struct{}{}:
-		default:
+		if behind { // a talker may wait in keepup
+			select {
+			case c.sent <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
