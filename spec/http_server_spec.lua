@@ -437,6 +437,43 @@ describe("green.http.server", function()
       end)
     end)
 
+    it("goes on after handlers that wait, pipelined or not, and errors after a wait",
+       function()
+      local kept
+      local stderr = io.stderr
+      io.stderr = {write = function() end, flush = function() end}
+      local ok, err = pcall(withserver, function(req)
+        local n = tonumber(req.path:match("%d+"))
+        for _ = 1, n % 3 do green.sleep(0) end  -- gives the stack up
+        if req.path:find("fail") then error("failed after waiting") end
+        if n == 1 then kept = req end
+        return 200, {["X-N"] = n}, req.path
+      end, nil, function(_, port)
+        local s = connect(port)
+        for i = 1, 4 do
+          assert(s:send(GET:format("/" .. i)))
+          assert.equal("/" .. i, assert(readresponse(s)).body)
+        end
+        local all = {}
+        for i = 5, 10 do all[#all + 1] = GET:format("/" .. i) end
+        all[#all + 1] = GET:format("/11/fail")
+        all[#all + 1] = GET:format("/12")
+        assert(s:send(table.concat(all)))
+        for i = 5, 10 do
+          local r = assert(readresponse(s))
+          assert.equal("/" .. i, r.body)
+          assert.equal(tostring(i), r.headers["x-n"])
+        end
+        assert.equal(500, assert(readresponse(s)).status)
+        assert.equal("/12", assert(readresponse(s)).body)
+        -- a request kept past its handler is no longer served
+        assert.same({nil, "closed"}, {kept:body()})
+        assert.same({nil, "closed"}, {kept:finish("late")})
+      end)
+      io.stderr = stderr
+      assert(ok, err)
+    end)
+
     it("honours connection: close, and closes HTTP/1.0 unless keep-alive",
        function()
       withserver(hello, nil, function(_, port)

@@ -20,7 +20,6 @@ typedef struct conn {
   unsigned char nobody;   /* client: the response answers HEAD */
   unsigned char stopping; /* server: an idle connection closes at once */
   unsigned char seen;     /* a byte of the head being read came */
-  unsigned char server;   /* reads requests, makes response objects */
 } conn;
 
 /* The parser lives right after the conn, suitably aligned. */
@@ -71,15 +70,17 @@ static uint64_t left(uint64_t due, uint64_t now) {
   return due == UINT64_MAX ? UINT64_MAX : due > now ? due - now : 0;
 }
 
-/* Waits for more bytes than are buffered, in turn with the stream's other
- * receivers, up to `due`; then k runs (it may unwind, green.h). */
-static int waitmore(lua_State *L, glS_stream *s, uint64_t due, uint64_t now,
-                    int again, gl_green_k k) {
+/* Parks until more bytes than are buffered come, in turn with the
+ * stream's other receivers, for at most `wait` ns; then k runs (it may
+ * unwind, green.h).  `again`: the caller is a continuation, which returns
+ * this to wait once more (its C stack stays flat). */
+static int waitmore(lua_State *L, glS_stream *s, uint64_t wait, int again,
+                    gl_green_k k) {
   gl_waiter *w = gl_green_waiter(GL_WAIT_RECEIVE, s);
   glS_setneed(w, GLS_RNUM, glS_buffered(s) + 1);
   w->n = ++s->rseq;  /* the order of receivers, for timeouts */
-  if (again) return gl_green_again(&s->readq, left(due, now));
-  return gl_green_wait(L, &s->readq, left(due, now), k);
+  if (again) return gl_green_again(&s->readq, wait);
+  return gl_green_wait(L, &s->readq, wait, k);
 }
 
 /* Whether it was the caller's turn when its wait timed out (else the
@@ -89,13 +90,6 @@ static int hadturn(glS_stream *s, gl_waiter *w) {
 }
 
 /* {====== Heads ====== */
-
-/* A server's response object is the request table itself (its methods
- * are in the request's metatable): pushes it again; returns 2. */
-static int pushres(lua_State *L) {
-  lua_pushvalue(L, -1);
-  return 2;
-}
 
 /* Completes the head from the buffer if it can (first draining a body
  * the handler left unread): pushes the results and returns their count,
@@ -118,7 +112,7 @@ static int headstep(lua_State *L, conn *c, glS_stream *s) {
   if (n == 1) {
     glS_consume(s, used);
     c->dueset = 0;
-    return c->server ? pushres(L) : 1;
+    return 1;
   }
   if (n != 0) return n;
   if (s->rerr) return failerr(L, s->rerr);
@@ -155,10 +149,11 @@ static int headlate(lua_State *L, conn *c, glS_stream *s) {
   return 3;
 }
 
-static int headk(lua_State *L, int rc, gl_waiter *w);
-
-static int headloop(lua_State *L, conn *c, glS_stream *s, int turn,
-                    int again) {
+/* Completes the head if it can, with the read turn when `turn`: returns
+ * how many values it pushed, or 0 to wait *wait ns (until the head's
+ * deadline) for more bytes. */
+static int headtry(lua_State *L, conn *c, glS_stream *s, int turn,
+                   uint64_t *wait) {
   uint64_t due, now;
   int n;
   for (;;) {
@@ -179,16 +174,16 @@ static int headloop(lua_State *L, conn *c, glS_stream *s, int turn,
       if (s->rerr) continue;  /* headstep reports it */
     }
     c->parked = (unsigned char)isidle(c, s);
-    return waitmore(L, s, due, now, again, headk);
+    *wait = left(due, now);
+    return 0;
   }
   glS_afterread(s);
   return n;
 }
 
-/* What follows the wait of readhead (which may unwind, green.h). */
-static int headk(lua_State *L, int rc, gl_waiter *w) {
-  conn *c = lua_touserdata(L, 1);        /* both checked by readhead */
-  glS_stream *s = lua_touserdata(L, 5);
+/* After a wait for bytes of a head (rc, w: the wait's): as headtry. */
+static int headwoke(lua_State *L, conn *c, glS_stream *s, int rc,
+                    gl_waiter *w, uint64_t *wait) {
   int n;
   c->parked = 0;
   if (s->state == GLS_CLOSED) {
@@ -197,7 +192,7 @@ static int headk(lua_State *L, int rc, gl_waiter *w) {
   }
   if (rc == GL_OK) {  /* our turn, handed over by glS_kick */
     s->rbusy = 0;
-    return headloop(L, c, s, 1, 1);
+    return headtry(L, c, s, 1, wait);
   }
   if (rc == GL_EINTR) {
     glS_afterread(s);  /* the next reader may be served already */
@@ -211,30 +206,48 @@ static int headk(lua_State *L, int rc, gl_waiter *w) {
   return headlate(L, c, s);
 }
 
-/* c:readhead([stopping], [deadline], [nobody]) -> head | req, res | nil,
- * status, message | nil, err.  Reads the next message's head from the
- * stream, first draining a body the last request left unread.  A server's
+/* Starts reading a head: 0 or the results of a closed stream. */
+static int headstart(lua_State *L, conn *c, glS_stream *s, int *turn) {
+  *turn = s->readq.head == NULL && !s->rbusy;
+  if (glH_phase(PARSER(c)) != GLH_HEAD) c->seen = 0;  /* a new message */
+  if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
+  return 0;
+}
+
+/* What follows the wait of readhead (which may unwind, green.h). */
+static int headk(lua_State *L, int rc, gl_waiter *w) {
+  conn *c = lua_touserdata(L, 1);        /* both checked by readhead */
+  glS_stream *s = lua_touserdata(L, 5);
+  uint64_t wait;
+  int n = headwoke(L, c, s, rc, w, &wait);
+  return n > 0 ? n : waitmore(L, s, wait, 1, headk);
+}
+
+/* c:readhead([stopping], [deadline], [nobody]) -> head | nil, status,
+ * message | nil, err.  Reads the next message's head from the stream,
+ * first draining a body the last message left unread.  A server's
  * connection waits keepalive_timeout for the first byte of a request
  * (not at all when `stopping`) and header_timeout for the rest (from the
  * accept for the first); `deadline` (a green.now() time) replaces both.
- * Returns the head (for a server, the request table twice: it is also
- * the response object; for a client, {status, reason, version,
- * headers}, without a body to come when `nobody`: it asked with HEAD);
- * nil, status, message for a bad message or a head that came too slowly
- * (408), to be answered with that status; or nil, "closed", "timeout" or
- * another error. */
+ * Returns the head (a request table; for a client, {status, reason,
+ * version, headers}, without a body to come when `nobody`: it asked with
+ * HEAD); nil, status, message for a bad message or a head that came too
+ * slowly (408), to be answered with that status; or nil, "closed",
+ * "timeout" or another error. */
 static int conn_readhead(lua_State *L) {
   conn *c = checkconn(L, 1);
   glS_stream *s;
+  uint64_t wait;
+  int n, turn;
   c->stopping = (unsigned char)lua_toboolean(L, 2);
   c->fixed = !lua_isnoneornil(L, 3);
   if (c->fixed) c->due = checkdeadline(L, 3);
   c->nobody = (unsigned char)lua_toboolean(L, 4);
   lua_settop(L, 4);
   s = pushstream(L);
-  if (glH_phase(PARSER(c)) != GLH_HEAD) c->seen = 0;  /* a new message */
-  if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
-  return headloop(L, c, s, s->readq.head == NULL && !s->rbusy, 0);
+  if ((n = headstart(L, c, s, &turn)) != 0) return n;
+  n = headtry(L, c, s, turn, &wait);
+  return n > 0 ? n : waitmore(L, s, wait, 0, headk);
 }
 /* }====== */
 
@@ -271,7 +284,7 @@ static int bodyloop(lua_State *L, conn *c, glS_stream *s, int turn,
       glS_startreading(s);
       if (s->rerr) continue;
     }
-    return waitmore(L, s, due, now, again, bodyk);
+    return waitmore(L, s, left(due, now), again, bodyk);
   }
   glS_afterread(s);
   return n;
@@ -317,12 +330,15 @@ static int conn_readbody(lua_State *L) {
 }
 /* }====== */
 
-/* {====== Exchanges ======
- * A server's request answered in one call: the handler runs, in a
- * protected call that lets it wait anywhere (its waits give the stack up
- * through the continuations), and what it returns goes out as one write
- * straight from message.c's buffer.  The rarer cases (the handler used
- * the response object, or returned a body function) go back to Lua. */
+/* {====== Serving ======
+ * A server's connection runs its request loop here, in C: each head is
+ * read straight from the stream's buffer, the handler runs in a
+ * protected call that lets it wait anywhere (its waits, as those for the
+ * next head, give the stack up through the continuations), and what it
+ * returns goes out in one write straight from message.c's buffer.  Only
+ * the rarer cases go back to Lua: a bad request, the response object
+ * used or a body function returned, a handler error, a response the
+ * socket did not take whole, a connection to close. */
 
 /* The message handler of the exchange: a kill (GreenletExit) goes on as
  * it is; any other error comes back as {traceback}, to be logged. */
@@ -340,88 +356,171 @@ static int onerror(lua_State *L) {
   return 1;
 }
 
-/* After the handler (inner's continuation), with conn, app, req, res and
- * a free slot at 1..5 and the handler's status, headers, body at 6..8.
- * The connection closes after the response if its state says `close`
- * (set by the handler's side, or by a server stopping meanwhile). */
-static int answered(lua_State *L, int st, lua_KContext ctx) {
-  conn *c = lua_touserdata(L, 1);  /* checked by exchange */
-  glS_stream *s;
+/* The stack of serve: what it was given (conn, app, stopping), then the
+ * stream, the message handler, the Lua side's state, the keys "close"
+ * and "_used", and the request in progress, followed by what the
+ * handler returned (status, headers, body). */
+enum {
+  SV_CONN = 1, SV_APP = 2, SV_STREAM = 4, SV_MSGH, SV_STATE, SV_CLOSE,
+  SV_USED, SV_REQ, SV_STATUS, SV_HEADERS, SV_BODY
+};
+
+static int servek(lua_State *L, int rc, gl_waiter *w);
+
+/* Returns what the handler returned to Lua, which ends the response: the
+ * response object was used, or the body is not a string. */
+static int tolua(lua_State *L) {
+  lua_settop(L, SV_BODY);
+  lua_pushliteral(L, "res");
+  lua_rotate(L, SV_STATUS, 1);
+  lua_pushvalue(L, SV_REQ);
+  return 5;
+}
+
+/* After the handler's protected call ended with status st: sends the
+ * response it returned, and returns how many results go back to Lua, or
+ * -1 to go on with the next request.  The connection closes after the
+ * response if the Lua side's state says `close` (set by the handler's
+ * side, or by a server stopping meanwhile). */
+static int served(lua_State *L, int st) {
+  conn *c = lua_touserdata(L, SV_CONN);  /* both checked by serve */
+  glS_stream *s = lua_touserdata(L, SV_STREAM);
   glH_reply r;
   size_t sent;
-  int n;
-  GL_UNUSED(st);
-  GL_UNUSED(ctx);
-  lua_getiuservalue(L, 1, GLH_UV_STATE);
-  lua_pushvalue(L, lua_upvalueindex(1));  /* "close" */
-  lua_rawget(L, -2);
-  lua_replace(L, 5);
-  lua_pop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(2));  /* "_used", set by the methods */
-  if (lua_rawget(L, 4) != LUA_TNIL ||
-      (!lua_isnil(L, 6) && !lua_isinteger(L, 6)) ||
-      (!lua_isnil(L, 7) && !lua_istable(L, 7)) ||
-      glH_respond(L, PARSER(c), lua_isnil(L, 6) ? 200 : lua_tointeger(L, 6),
-                  7, 8, lua_toboolean(L, 5), &r) != 0) {
-    lua_settop(L, 8);  /* the response object, a body function: Lua's */
-    lua_pushliteral(L, "res");
-    lua_replace(L, 5);
-    return 4;
+  int n, close;
+  if (st != LUA_OK && st != LUA_YIELD) {  /* the error value on top */
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    lua_pushvalue(L, SV_REQ);
+    return 3;
   }
-  lua_pop(L, 1);
-  lua_getiuservalue(L, 1, GLH_UV_SOCK);  /* checked by newconn */
-  s = lua_touserdata(L, -1);
+  lua_pushvalue(L, SV_USED);  /* set by the response object's methods */
+  if (lua_rawget(L, SV_REQ) != LUA_TNIL ||
+      (!lua_isnil(L, SV_STATUS) && !lua_isinteger(L, SV_STATUS)) ||
+      (!lua_isnil(L, SV_HEADERS) && !lua_istable(L, SV_HEADERS)))
+    return tolua(L);
+  lua_pushvalue(L, SV_CLOSE);
+  lua_rawget(L, SV_STATE);
+  close = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  n = glH_respond(L, PARSER(c),
+                  lua_isnil(L, SV_STATUS) ? 200 : lua_tointeger(L, SV_STATUS),
+                  SV_HEADERS, SV_BODY, close, &r);
+  if (n == -1) return tolua(L);
+  if (n == -2) {  /* as an error of the handler */
+    lua_pushboolean(L, 0);
+    luaL_traceback(L, L, r.err, 1);
+    lua_createtable(L, 1, 0);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, SV_REQ);
+    return 3;
+  }
   n = glS_trysend(s, r.bytes, r.len);
   sent = n > 0 ? (size_t)n : 0;
+  if (sent == r.len && !r.rest && r.keepalive) {  /* the common case */
+    glH_releaseout();
+    lua_settop(L, SV_REQ - 1);
+    lua_pushnil(L);
+    lua_setiuservalue(L, SV_CONN, GLH_UV_REQ);
+    return -1;
+  }
   lua_pushboolean(L, 1);
   lua_pushboolean(L, r.keepalive && n >= 0);
   if (sent < r.len && n >= 0) lua_pushlstring(L, r.bytes + sent, r.len - sent);
   else lua_pushnil(L);
   glH_releaseout();
-  if (r.rest) lua_pushvalue(L, 8);
+  if (r.rest) lua_pushvalue(L, SV_BODY);
   else lua_pushnil(L);
-  return 4;
+  lua_pushvalue(L, SV_REQ);
+  return 5;
 }
 
-/* Runs the handler, then answers (in the exchange's protected call).  A
- * closure kept in the registry under innerkey, with the key strings
- * answered looks up as upvalues. */
-static const char innerkey = 'i';
+static int servedk(lua_State *L, int st, lua_KContext ctx);
 
-static int inner(lua_State *L) {
-  lua_pushvalue(L, 2);
-  lua_pushvalue(L, 3);
-  lua_pushvalue(L, 4);
-  lua_callk(L, 2, 3, 0, answered);
-  return answered(L, LUA_OK, 0);
+/* The request at the top (n == 1; else n results of readhead, returned
+ * as they are) is the current one: runs the handler, in a protected call
+ * that lets it wait anywhere, and answers. */
+static int exchange(lua_State *L, int n) {
+  if (n != 1) return n;
+  lua_pushvalue(L, SV_REQ);
+  lua_setiuservalue(L, SV_CONN, GLH_UV_REQ);
+  lua_pushvalue(L, SV_APP);
+  lua_pushvalue(L, SV_REQ);
+  lua_pushvalue(L, SV_REQ);  /* the response object is the request */
+  return served(L, lua_pcallk(L, 2, 3, SV_MSGH, 0, servedk));
 }
 
-static int exchanged(lua_State *L, int st, lua_KContext ctx) {
-  GL_UNUSED(ctx);
-  if (st != LUA_OK && st != LUA_YIELD) {
-    lua_pushboolean(L, 0);
-    lua_insert(L, -2);
-    return 2;
+/* Request after request, from the next head, until one needs Lua.
+ * `again`: called by servek, which waits by returning (green.h). */
+static int serveloop(lua_State *L, conn *c, glS_stream *s, int again) {
+  uint64_t wait;
+  int n, turn;
+  for (;;) {
+    if ((n = headstart(L, c, s, &turn)) != 0) return n;
+    if ((n = headtry(L, c, s, turn, &wait)) == 0)
+      return waitmore(L, s, wait, again, servek);
+    if ((n = exchange(L, n)) >= 0) return n;
   }
-  return lua_gettop(L) - 1;  /* inner's results, above onerror */
 }
 
-/* c:exchange(app, req, res) -> true, keepalive, pending, rest |
- * "res", status, headers, body | false, err.  Calls app(req, res) and
- * sends the response it returns: true once it went out (`pending`: what
- * the socket did not take at once and `rest`, a large body, both for
- * s:send; keepalive false when the connection is to close after it, or
- * the write failed); "res" and what app returned when the response object
- * was used or the body is not a string (Lua ends the response); false
- * and {traceback} (or the GreenletExit value of a kill) when app, or the
- * making of its response, raised. */
-static int conn_exchange(lua_State *L) {
-  checkconn(L, 1);
-  lua_settop(L, 5);
+/* What follows a wait for a head (which may unwind, green.h). */
+static int servek(lua_State *L, int rc, gl_waiter *w) {
+  conn *c = lua_touserdata(L, SV_CONN);  /* both checked by serve */
+  glS_stream *s = lua_touserdata(L, SV_STREAM);
+  uint64_t wait;
+  int n = headwoke(L, c, s, rc, w, &wait);
+  if (n == 0) return waitmore(L, s, wait, 1, servek);
+  if ((n = exchange(L, n)) >= 0) return n;
+  return serveloop(L, c, s, 1);
+}
+
+/* What follows a handler that waited with its stack given up. */
+static int servedk(lua_State *L, int st, lua_KContext ctx) {
+  int n = served(L, st);
+  GL_UNUSED(ctx);
+  if (n >= 0) return n;
+  return serveloop(L, lua_touserdata(L, SV_CONN),
+                   lua_touserdata(L, SV_STREAM), 0);
+}
+
+/* c:serve(app, [stopping]) -> true, keepalive, pending, rest, req |
+ * "res", status, headers, body, req | false, err, req | nil, status,
+ * message | nil, err.  A server connection's requests, one after the
+ * other: reads each head (as readhead: `stopping` closes an idle
+ * connection at once), calls app(req, res) and sends the response it
+ * returns, and goes on with the next request while the connection stays
+ * open, until a request needs Lua.  Returns true once a response went
+ * out (`pending`: what the socket did not take at once and `rest`, a
+ * large body, both for s:send; keepalive false when the connection is to
+ * close after it, or the write failed); "res" and what app returned when
+ * the response object was used or the body is not a string (Lua ends the
+ * response); false and {traceback} (or the GreenletExit value of a kill)
+ * when app, or the making of its response, raised; nil, status, message
+ * for a bad request, to be answered with that status; nil, err when the
+ * connection ended ("closed", "timeout").  The request (also the response
+ * object) comes last; c:request() gives it until the next call. */
+static int conn_serve(lua_State *L) {
+  conn *c = checkconn(L, 1);
+  glS_stream *s;
+  c->stopping = (unsigned char)lua_toboolean(L, 3);
+  c->fixed = c->nobody = 0;
+  lua_settop(L, 3);
+  s = pushstream(L);
   lua_pushcfunction(L, onerror);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &innerkey);
-  lua_rotate(L, 1, 2);  /* onerror, inner, conn, app, req, res, close */
-  return exchanged(L, lua_pcallk(L, 5, LUA_MULTRET, 1, 0, exchanged), 0);
+  lua_getiuservalue(L, SV_CONN, GLH_UV_STATE);
+  lua_pushliteral(L, "close");
+  lua_pushliteral(L, "_used");
+  lua_pushnil(L);
+  lua_setiuservalue(L, SV_CONN, GLH_UV_REQ);
+  return serveloop(L, c, s, 0);
+}
+
+/* c:request() -> the request being served (a table), or nil */
+static int conn_request(lua_State *L) {
+  checkconn(L, 1);
+  lua_getiuservalue(L, 1, GLH_UV_REQ);
+  return 1;
 }
 /* }====== */
 
@@ -489,7 +588,7 @@ static conn *newconn(lua_State *L, int request) {
   conn *c;
   glS_checkstream(L, 1);
   glH_checklimits(L, 2, &maxheader, &maxbody);
-  c = lua_newuserdatauv(L, CONN_SIZE + glH_parsersize(), GLH_UV_STATE);
+  c = lua_newuserdatauv(L, CONN_SIZE + glH_parsersize(), GLH_UV_REQ);
   memset(c, 0, sizeof *c);
   c->idle = c->header = UINT64_MAX;
   glH_parserinit(PARSER(c), request, maxheader, maxbody);
@@ -508,7 +607,6 @@ static conn *newconn(lua_State *L, int request) {
 static int core_serverconn(lua_State *L) {
   uint64_t header = glL_opttimeout(L, 4), idle = glL_opttimeout(L, 5);
   conn *c = newconn(L, 1);
-  c->server = 1;
   c->header = header;
   c->idle = idle;
   c->due = glL_deadline(header);
@@ -530,7 +628,8 @@ static int core_clientconn(lua_State *L) {
 static const luaL_Reg conn_methods[] = {
   {"readhead", conn_readhead},
   {"readbody", conn_readbody},
-  {"exchange", conn_exchange},
+  {"serve", conn_serve},
+  {"request", conn_request},
   {"continue", conn_continue},
   {"state", conn_state},
   {"idle", conn_idle},
@@ -557,10 +656,6 @@ int luaopen_green_http_conn(lua_State *L) {
   glL_newclass(L, GLH_CONN_TYPE, conn_methods, conn_meta);
   glL_setmtkey(L, &conn_mt);
   lua_pop(L, 1);
-  lua_pushliteral(L, "close");
-  lua_pushliteral(L, "_used");
-  lua_pushcclosure(L, inner, 2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &innerkey);
   glH_pushcore(L);
   luaL_setfuncs(L, core_funcs, 0);
   lua_pop(L, 1);

@@ -36,8 +36,9 @@ enum {
 
 /* The uservalues of a userdata holding a parser (a parser object or a
  * connection): the metatable of its request tables; a connection's
- * stream, and the Lua side's state of a server's connection. */
-enum { GLH_UV_META = 1, GLH_UV_SOCK, GLH_UV_STATE };
+ * stream, the Lua side's state of a server's connection, and the request
+ * it serves. */
+enum { GLH_UV_META = 1, GLH_UV_SOCK, GLH_UV_STATE, GLH_UV_REQ };
 
 /* The size of a parser, for objects that hold one; init and free it. */
 size_t glH_parsersize(void);
@@ -108,15 +109,17 @@ typedef struct glH_reply {
   int keepalive;     /* the connection may carry another request */
   const char *mode;  /* streamed: "chunked", "length", "close", "none" */
   int rest;
+  const char *err;   /* why no response was made (valid until the next) */
 } glH_reply;
 
 /* Builds the response to the last request read by p: `status`, the
  * headers table at hidx (0 or nil: none), and the body at bidx: a string
  * (or a number, or nil for none) for a whole response with its
  * content-length, or false for a head whose body follows in pieces
- * (r->mode).  `force` closes the connection after it.  Returns 0, or -1
- * (nothing made) for a body of another type; raises for bad headers or
- * a bad status.  Call glH_releaseout once the bytes are sent or copied. */
+ * (r->mode).  `force` closes the connection after it.  Returns 0; -1
+ * (nothing made) for a body of another type; -2 for bad headers or a bad
+ * status, with r->err saying why (it never raises).  Call
+ * glH_releaseout once the bytes are sent or copied. */
 int glH_respond(lua_State *L, glH_parser *p, lua_Integer status, int hidx,
                 int bidx, int force, glH_reply *r);
 void glH_releaseout(void);

@@ -53,8 +53,11 @@ end
 -- the connection then closes, unless `keep` (a 500 for a handler error
 -- leaves a well-framed connection usable).
 local function senderror(c, status, keep)
-  c.close, c.headsent = not keep, true
-  if c.req then c.req._used = true end  -- what the handler returns is dropped
+  c.close = not keep
+  local req = c.conn:request()
+  if req then  -- what the handler returns is dropped
+    req._used, req._sent = true, true
+  end
   local reason = core.reason(status) or "Error"
   local ok, out, keepalive = pcall(response, c.conn, status,
     {["Content-Type"] = "text/plain"}, format("%d %s\n", status, reason),
@@ -77,9 +80,9 @@ function Request:body()
   local b = self._body
   if b then return b end
   local c = self._c
-  if c == nil or c.req ~= self then return nil, "closed" end
+  if c == nil or c.conn:request() ~= self then return nil, "closed" end
   local conn = c.conn
-  if conn:continue() and not c.headsent then
+  if conn:continue() and not self._sent then
     local ok, err = c.sock:send("HTTP/1.1 100 Continue\r\n\r\n")
     if not ok then
       c.close = true
@@ -89,7 +92,7 @@ function Request:body()
   local body, status, msg = conn:readbody()
   if body == nil then
     c.close = true
-    if type(status) == "number" and status > 0 and not c.headsent then
+    if type(status) == "number" and status > 0 and not self._sent then
       senderror(c, status)
     end
     return nil, type(status) == "number" and msg or status
@@ -108,7 +111,7 @@ end
 local Response = Request
 
 -- Checks self, and marks the response used: once a method was called,
--- Lua ends the response (finish), not conn:exchange's fast path.
+-- Lua ends the response (finish), not conn:serve's fast path.
 local function checkres(res, fname)
   if type(res) ~= "table" or rawget(res, "method") == nil or
      type(res._c) ~= "table" then
@@ -194,7 +197,7 @@ local function streamhead(res)
   local headers = res._headers
   local out, keepalive, mode = response(c.conn, res._status or 200, headers,
     false, c.close)
-  res._headsent, c.headsent, c.keepalive, res._mode = true, true, keepalive,
+  res._headsent, res._sent, c.keepalive, res._mode = true, true, keepalive,
     mode
   if mode == "length" then res._left = declared(headers) end
   return out
@@ -228,7 +231,7 @@ function Response:write(data)
   local c = checkres(self, "write")
   data = checkdata(data, "write")
   if self._finished then return nil, "finished" end
-  if c.req ~= self or (c.headsent and not self._headsent) then
+  if c.conn:request() ~= self or (self._sent and not self._headsent) then
     return nil, "closed"  -- over, or answered by the server (400, 413)
   end
   local head = self._headsent and "" or streamhead(self)
@@ -256,13 +259,13 @@ function Response:finish(data)
   local c = checkres(self, "finish")
   if data ~= nil then data = checkdata(data, "finish") end
   if self._finished then return nil, "finished" end
-  if c.req ~= self or (c.headsent and not self._headsent) then
+  if c.conn:request() ~= self or (self._sent and not self._headsent) then
     return nil, "closed"
   end
   if not self._headsent then
     local out, keepalive, rest = response(c.conn, self._status or 200,
       self._headers, data, c.close)
-    self._headsent, self._finished, c.headsent = true, true, true
+    self._headsent, self._finished, self._sent = true, true, true
     c.keepalive = keepalive
     local ok, err = send(c, out)
     if ok and rest then ok, err = send(c, rest) end
@@ -283,7 +286,7 @@ end
 function Response:hijack()
   local c = checkres(self, "hijack")
   if self._headsent then error("the head of the response was sent", 2) end
-  self._headsent, self._finished, c.headsent = true, true, true
+  self._headsent, self._finished, self._sent = true, true, true
   c.close = true
   return c.sock
 end
@@ -293,7 +296,7 @@ end
 -- one write with its head; a function is called for each piece of the
 -- body until it returns nil.
 local function finish(c, res, status, headers, body)
-  if c.headsent then
+  if res._sent then
     if res._headsent and not res._finished then res:finish() end
     return
   end
@@ -301,7 +304,7 @@ local function finish(c, res, status, headers, body)
   local out, keepalive, rest = response(c.conn, status or res._status or 200,
     headers, body, c.close)
   if out then
-    c.headsent, c.keepalive = true, keepalive
+    res._sent, c.keepalive = true, keepalive
     local sock = c.sock
     if not sock:send(out) or (rest and not sock:send(rest)) then
       c.close = true
@@ -341,19 +344,19 @@ end
 local connmeta = {__close = function(c) c.srv._conns[c] = nil end}
 
 -- The body of a connection's greenthread: request after request.  The
--- connection (conn.c) reads each head straight from the socket's buffer,
--- waiting keepalive_timeout for a new request (giving its stack up) and
--- header_timeout for the rest of one, and drains a body the handler left
--- unread; then it runs the handler and sends what it returns, in one
--- call (conn:exchange).  Its answers to bad requests are sent here, and
--- the responses made with the response object.  What the requests of the
+-- connection (conn.c) serves them in C while it can: it reads each head
+-- straight from the socket's buffer, waiting keepalive_timeout for a new
+-- request (giving its stack up) and header_timeout for the rest of one,
+-- drains a body the handler left unread, runs the handler and sends what
+-- it returns (conn:serve).  It comes back here for the rest: its answers
+-- to bad requests, the responses made with the response object, handler
+-- errors, and the end of the connection.  What the requests of the
 -- connection share (the peer's address, the connection, the methods) is
 -- in their metatable's __index, so that each request table holds only
 -- its own six fields.
 local function serve(srv, sock, host, port)
   local c = setmetatable({sock = sock, srv = srv, close = false,
-                          headsent = false, keepalive = false, req = false,
-                          linger = false}, connmeta)
+                          keepalive = false, linger = false}, connmeta)
   local shared = setmetatable({remote_addr = host, remote_port = port,
                                _c = c}, Request)
   local conn = serverconn(sock, srv._max_header, srv._max_body,
@@ -363,30 +366,29 @@ local function serve(srv, sock, host, port)
   srv._conns[c] = true
   local _ <close> = c
   sock:settimeouts(nil, srv._send_timeout, nil)
-  local readhead, exchange, app = conn.readhead, conn.exchange, srv._app
+  local run, app = conn.serve, srv._app
   while true do
-    local req, res = readhead(conn, srv._stopping)
-    if not req then
-      if type(res) == "number" then  -- a bad request: res is its status
-        senderror(c, res)
+    local ok, a, b, d, req = run(conn, app, srv._stopping)
+    if ok == nil then
+      if type(a) == "number" then  -- a bad request: a is its status
+        senderror(c, a)
         linger(sock)
       end
       return
     end
-    c.req, c.headsent = req, false
-    local ok, a, b, d = exchange(conn, app, req, res)
-    if ok == true then  -- sent, or what is left to send is in a and d
+    if ok == true then  -- sent, or what is left to send is in b and d
       c.keepalive = a
       if b and not sock:send(b) then c.keepalive = false end
       if d and not sock:send(d) then c.keepalive = false end
     elseif ok == "res" then
-      ok, a = xpcall(finish, onerror, c, res, a, b, d)
+      ok, a = xpcall(finish, onerror, c, req, a, b, d)
+    else
+      req = b
     end
-    c.req = false
     if not ok then
       if a == GreenletExit then error(a, 0) end
       logerror(req, a[1])
-      if c.headsent then return end
+      if req._sent then return end
       senderror(c, 500, true)
     end
     if c.close or not c.keepalive then

@@ -2,6 +2,9 @@
  * line, the handler's headers, date, content-length or chunked,
  * connection) with its body, the head of a client's request, and the
  * chunks of a chunked body.  Reading messages is parser.c's. */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,41 +16,67 @@
 #define INLINE_BODY (64 * 1024)
 #define KEEP_SCRATCH (256 * 1024)
 
-/* {====== The output buffer ====== */
+/* {====== The output buffer ======
+ * One buffer for every message built (one hub thread; nothing yields
+ * while a message is built).  Building never raises: a failure (a bad
+ * header, no memory) is noted in `oerr`, what follows it is skipped, and
+ * the caller reports it. */
 
-/* One buffer for every message built (one hub thread; nothing yields
- * while a message is built).  A Lua error while building (a bad header)
- * leaves it as it is, to be reset by the next message. */
 static char *obuf;
 static size_t olen, ocap;
+static const char *oerr;   /* why the message being built failed */
+static char oerrbuf[160];
 
-static void need(lua_State *L, size_t n) {
+static int need(size_t n) {
   size_t cap;
   char *nb;
-  if (ocap - olen >= n) return;
+  if (ocap - olen >= n) return 1;
+  if (oerr != NULL) return 0;
   cap = ocap ? ocap : 1024;
   while (cap - olen < n) cap *= 2;
-  if ((nb = realloc(obuf, cap)) == NULL) luaL_error(L, "not enough memory");
+  if ((nb = realloc(obuf, cap)) == NULL) {
+    oerr = "not enough memory";
+    return 0;
+  }
   obuf = nb;
   ocap = cap;
+  return 1;
 }
 
-static void put(lua_State *L, const char *s, size_t n) {
-  need(L, n);
+static void put(const char *s, size_t n) {
+  if (!need(n)) return;
   memcpy(obuf + olen, s, n);
   olen += n;
 }
 
-#define PUTLIT(L, s) put(L, "" s, sizeof(s) - 1)
+#define PUTLIT(s) put("" s, sizeof(s) - 1)
 
-static void putuint(lua_State *L, uint64_t v, int base) {
+static void putuint(uint64_t v, int base) {
   char tmp[24];
   int i = sizeof tmp;
   do {
     tmp[--i] = "0123456789abcdef"[v % (unsigned)base];
     v /= (unsigned)base;
   } while (v > 0);
-  put(L, tmp + i, sizeof tmp - (size_t)i);
+  put(tmp + i, sizeof tmp - (size_t)i);
+}
+
+/* Notes why the message failed (the first reason counts). */
+static void failout(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void failout(const char *fmt, ...) {
+  va_list ap;
+  if (oerr != NULL) return;
+  va_start(ap, fmt);
+  vsnprintf(oerrbuf, sizeof oerrbuf, fmt, ap);
+  va_end(ap);
+  oerr = oerrbuf;
+}
+
+/* Starts a message. */
+static void startout(void) {
+  olen = 0;
+  oerr = NULL;
 }
 
 void glH_releaseout(void) {
@@ -58,8 +87,9 @@ void glH_releaseout(void) {
   }
 }
 
-/* Pushes what was built and starts over. */
+/* Pushes what was built and starts over; raises if it failed. */
 static void pushout(lua_State *L) {
+  if (oerr != NULL) luaL_error(L, "%s", oerr);
   lua_pushlstring(L, obuf, olen);
   olen = 0;
   glH_releaseout();
@@ -68,22 +98,42 @@ static void pushout(lua_State *L) {
 
 /* {====== Headers ====== */
 
-/* The IMF-fixdate of now, formatted again only when the second changes
- * (by hand: strftime's names follow the locale). */
-static const char *httpdate(void) {
+/* The IMF-fixdate of now as a header line ("Date: ...\r\n", 37 bytes),
+ * formatted again only when the second changes (by hand: strftime's
+ * names follow the locale). */
+#define DATE_LINE 37
+static const char *dateline(void) {
   static const char days[] = "SunMonTueWedThuFriSat";
   static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  static char date[64];
+  static char line[64];
   static time_t last = -1;
   time_t now = time(NULL);
   struct tm tm;
   if (now != last && gmtime_r(&now, &tm) != NULL) {
-    snprintf(date, sizeof date, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT",
+    snprintf(line, sizeof line,
+             "Date: %.3s, %02d %.3s %04d %02d:%02d:%02d GMT\r\n",
              days + 3 * tm.tm_wday, tm.tm_mday, months + 3 * tm.tm_mon,
              tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     last = now;
   }
-  return date;
+  return line;
+}
+
+/* The status line of `status` ("HTTP/1.1 200 OK\r\n"), kept for the
+ * status asked for last. */
+static const char *statusline(int status, size_t *len) {
+  static char line[64];
+  static size_t n;
+  static int last = -1;
+  if (status != last) {
+    const char *reason = glH_reason(status);
+    int m = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status,
+                     reason != NULL ? reason : "Unknown");
+    n = m > 0 && (size_t)m < sizeof line ? (size_t)m : 0;
+    last = status;
+  }
+  *len = n;
+  return line;
 }
 
 static int lowereq(const char *s, size_t n, const char *lower) {
@@ -110,6 +160,64 @@ static int hastoken(const char *s, size_t n, const char *tok) {
   return 0;
 }
 
+/* What a header name is, for the few a message sets by itself. */
+enum {
+  H_OTHER = 1, H_LENGTH, H_CONNECTION, H_DATE, H_HOST, H_TE, H_AGENT,
+  H_ENCODING
+};
+
+/* The kind of a header name, or 0 if it is not a token. */
+static int namekind(const char *name, size_t n) {
+  if (!glH_istoken(name, n)) return 0;
+  switch (name[0] | 0x20) {  /* the few that matter, cheaply */
+    case 'a': if (lowereq(name, n, "accept-encoding")) return H_ENCODING; break;
+    case 'c':
+      if (lowereq(name, n, "content-length")) return H_LENGTH;
+      if (lowereq(name, n, "connection")) return H_CONNECTION;
+      break;
+    case 'd': if (lowereq(name, n, "date")) return H_DATE; break;
+    case 'h': if (lowereq(name, n, "host")) return H_HOST; break;
+    case 't': if (lowereq(name, n, "transfer-encoding")) return H_TE; break;
+    case 'u': if (lowereq(name, n, "user-agent")) return H_AGENT; break;
+    default: break;
+  }
+  return H_OTHER;
+}
+
+/* The kinds of the header names messages used lately, by the address of
+ * their Lua string: a short string is interned, so the same address is
+ * the same name for as long as the string lives, and each one here is
+ * kept alive by the slot of its entry in the registry table `namesref`
+ * (an entry replaced lets its string go).  A handler returns the same
+ * few names again and again; checking each name's characters and
+ * comparing it with those that matter cost more than the message's
+ * other work. */
+#define NAME_CACHE 64
+#define NAME_SHORT 40  /* LUAI_MAXSHORTLEN: longer strings are not interned */
+static struct {
+  const char *s;
+  int kind;
+} names[NAME_CACHE];
+static int namesref = LUA_NOREF;
+
+/* The kind of the name at stack index idx (n bytes at name). */
+static int kindof(lua_State *L, int idx, const char *name, size_t n) {
+  unsigned slot = (unsigned)(((uintptr_t)name >> 4) % NAME_CACHE);
+  int kind;
+  if (names[slot].s == name) return names[slot].kind;
+  kind = namekind(name, n);
+  if (kind != 0 && n <= NAME_SHORT && namesref != LUA_NOREF) {
+    idx = lua_absindex(L, idx);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, namesref);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, (lua_Integer)slot + 1);
+    lua_pop(L, 1);
+    names[slot].s = name;
+    names[slot].kind = kind;
+  }
+  return kind;
+}
+
 /* The headers a message sets by itself unless the caller did. */
 typedef struct seen {
   int length, te, date, connection, close, host, agent, encoding;
@@ -124,14 +232,19 @@ static void putfield(lua_State *L, const char *name, size_t nlen,
   size_t vlen, i;
   const char *v;
   int t = lua_type(L, -1);
-  if (t != LUA_TSTRING && t != LUA_TNUMBER)
-    luaL_error(L, "invalid value for header '%s' (string expected, got %s)",
-               name, luaL_typename(L, -1));
+  if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+    failout("invalid value for header '%s' (string expected, got %s)", name,
+            luaL_typename(L, -1));
+    return;
+  }
   v = lua_tolstring(L, -1, &vlen);
   for (i = 0; i < vlen; i++)
-    if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
-      luaL_error(L, "invalid value for header '%s' (CR, LF or NUL)", name);
-  if (kind == 'l') {  /* content-length */
+    if ((unsigned char)v[i] <= '\r' &&
+        (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')) {
+      failout("invalid value for header '%s' (CR, LF or NUL)", name);
+      return;
+    }
+  if (kind == H_LENGTH) {
     uint64_t c = 0;
     sn->clbad = vlen == 0 || vlen > 19;
     for (i = 0; i < vlen && !sn->clbad; i++) {
@@ -139,10 +252,10 @@ static void putfield(lua_State *L, const char *name, size_t nlen,
       else c = c * 10 + (uint64_t)(v[i] - '0');
     }
     sn->clen = c;
-  } else if (kind == 'c' && hastoken(v, vlen, "close")) {
+  } else if (kind == H_CONNECTION && hastoken(v, vlen, "close")) {
     sn->close = 1;
   }
-  need(L, nlen + vlen + 4);
+  if (!need(nlen + vlen + 4)) return;
   memcpy(obuf + olen, name, nlen);
   olen += nlen;
   obuf[olen++] = ':';
@@ -153,37 +266,46 @@ static void putfield(lua_State *L, const char *name, size_t nlen,
   obuf[olen++] = '\n';
 }
 
-/* Writes the headers of the table at idx (name -> string, number or an
- * array of them, each a line of its own) and notes those that matter. */
+/* Writes the headers of the table at idx (0 or nil: none; name ->
+ * string, number or an array of them, each a line of its own) and notes
+ * those that matter. */
 static void putheaders(lua_State *L, int idx, seen *sn) {
   memset(sn, 0, sizeof *sn);
   if (idx == 0 || lua_isnoneornil(L, idx)) return;
-  luaL_checktype(L, idx, LUA_TTABLE);
+  if (!lua_istable(L, idx)) {
+    failout("invalid headers (table expected, got %s)",
+            luaL_typename(L, idx));
+    return;
+  }
   lua_pushnil(L);
-  while (lua_next(L, idx)) {
+  while (oerr == NULL && lua_next(L, idx)) {
     size_t n;
     const char *name;
-    int kind = 0;
-    if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L, "invalid header name (string expected, got %s)",
-                 luaL_typename(L, -2));
+    int kind;
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      failout("invalid header name (string expected, got %s)",
+              luaL_typename(L, -2));
+      lua_pop(L, 2);
+      return;
+    }
     name = lua_tolstring(L, -2, &n);
-    if (!glH_istoken(name, n)) luaL_error(L, "invalid header name '%s'", name);
-    switch (name[0] | 0x20) {  /* the few that matter, cheaply */
-      case 'a': if (lowereq(name, n, "accept-encoding")) sn->encoding = 1; break;
-      case 'c':
-        if (lowereq(name, n, "content-length")) kind = 'l', sn->length = 1;
-        else if (lowereq(name, n, "connection")) kind = 'c', sn->connection = 1;
-        break;
-      case 'd': if (lowereq(name, n, "date")) sn->date = 1; break;
-      case 'h': if (lowereq(name, n, "host")) sn->host = 1; break;
-      case 't': if (lowereq(name, n, "transfer-encoding")) sn->te = 1; break;
-      case 'u': if (lowereq(name, n, "user-agent")) sn->agent = 1; break;
-      default: break;
+    switch ((kind = kindof(L, -2, name, n))) {
+      case 0:
+        failout("invalid header name '%s'", name);
+        lua_pop(L, 2);
+        return;
+      case H_OTHER: break;
+      case H_LENGTH: sn->length = 1; break;
+      case H_CONNECTION: sn->connection = 1; break;
+      case H_DATE: sn->date = 1; break;
+      case H_HOST: sn->host = 1; break;
+      case H_TE: sn->te = 1; break;
+      case H_AGENT: sn->agent = 1; break;
+      default: sn->encoding = 1; break;
     }
     if (lua_type(L, -1) == LUA_TTABLE) {
       lua_Integer i, len = (lua_Integer)lua_rawlen(L, -1);
-      for (i = 1; i <= len; i++) {
+      for (i = 1; i <= len && oerr == NULL; i++) {
         lua_rawgeti(L, -1, i);
         putfield(L, name, n, sn, kind);
         lua_pop(L, 1);
@@ -193,6 +315,7 @@ static void putheaders(lua_State *L, int idx, seen *sn) {
     }
     lua_pop(L, 1);
   }
+  if (oerr != NULL) lua_pop(L, 1);  /* the key, when the loop stopped */
 }
 /* }====== */
 
@@ -201,8 +324,8 @@ static void putheaders(lua_State *L, int idx, seen *sn) {
 int glH_respond(lua_State *L, glH_parser *p, lua_Integer status, int hidx,
                 int bidx, int force, glH_reply *r) {
   glH_info info;
-  size_t blen = 0;
-  const char *body = "", *reason;
+  size_t blen = 0, n;
+  const char *body = "", *line;
   int nobody, streamed = 0;
   seen sn;
   switch (lua_type(L, bidx)) {
@@ -220,19 +343,18 @@ int glH_respond(lua_State *L, glH_parser *p, lua_Integer status, int hidx,
     default:
       return -1;
   }
-  if (status < 100 || status > 999)
-    luaL_error(L, "invalid status %d", (int)status);
+  startout();
+  r->err = NULL;
+  if (status < 100 || status > 999) {
+    failout("invalid status %d", (int)status);
+    r->err = oerr;
+    return -2;
+  }
   glH_getinfo(p, &info);
-  olen = 0;
-  PUTLIT(L, "HTTP/1.1 ");
-  putuint(L, (uint64_t)status, 10);
-  put(L, " ", 1);
-  reason = glH_reason((int)status);
-  if (reason == NULL) reason = "Unknown";
-  put(L, reason, strlen(reason));
-  PUTLIT(L, "\r\n");
+  line = statusline((int)status, &n);
+  put(line, n);
   putheaders(L, hidx, &sn);
-  if (sn.te) luaL_error(L, "transfer-encoding is set by the server");
+  if (sn.te) failout("transfer-encoding is set by the server");
   r->keepalive = info.keepalive && !force && !sn.close && !info.upgrade &&
                  !(info.expect && info.bodyleft);
   r->mode = NULL;
@@ -240,41 +362,41 @@ int glH_respond(lua_State *L, glH_parser *p, lua_Integer status, int hidx,
   if (!streamed) {
     if (!nobody) {
       if (!sn.length) {
-        PUTLIT(L, "Content-Length: ");
-        putuint(L, blen, 10);
-        PUTLIT(L, "\r\n");
+        PUTLIT("Content-Length: ");
+        putuint(blen, 10);
+        PUTLIT("\r\n");
       } else if (!info.head && (sn.clbad || sn.clen != blen)) {
-        luaL_error(L, "content-length does not match the body");
+        failout("content-length does not match the body");
       }
     }
     if (nobody || info.head) blen = 0;
   } else if (nobody || info.head) {
     r->mode = "none";
   } else if (sn.length) {
-    if (sn.clbad) luaL_error(L, "invalid content-length");
+    if (sn.clbad) failout("invalid content-length");
     r->mode = "length";
   } else if (info.minor >= 1) {
     r->mode = "chunked";
-    PUTLIT(L, "Transfer-Encoding: chunked\r\n");
+    PUTLIT("Transfer-Encoding: chunked\r\n");
   } else {
     r->mode = "close";
     r->keepalive = 0;
   }
   if (!sn.connection) {
-    if (!r->keepalive) PUTLIT(L, "Connection: close\r\n");
-    else if (info.minor == 0) PUTLIT(L, "Connection: keep-alive\r\n");
+    if (!r->keepalive) PUTLIT("Connection: close\r\n");
+    else if (info.minor == 0) PUTLIT("Connection: keep-alive\r\n");
   }
-  if (!sn.date) {
-    PUTLIT(L, "Date: ");
-    put(L, httpdate(), 29);
-    PUTLIT(L, "\r\n");
-  }
-  PUTLIT(L, "\r\n");
+  if (!sn.date) put(dateline(), DATE_LINE);
+  PUTLIT("\r\n");
   r->rest = blen > INLINE_BODY;
-  if (blen > 0 && !r->rest) put(L, body, blen);
+  if (blen > 0 && !r->rest) put(body, blen);
   r->bytes = obuf;
   r->len = olen;
   olen = 0;
+  if (oerr != NULL) {
+    r->err = oerr;
+    return -2;
+  }
   return 0;
 }
 
@@ -286,9 +408,12 @@ static int core_response(lua_State *L) {
   glH_parser *p = glH_toparser(L, 1);
   lua_Integer status = luaL_checkinteger(L, 2);
   glH_reply r;
+  int e;
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  if (glH_respond(L, p, status, 3, 4, lua_toboolean(L, 5), &r) != 0)
-    return 0;
+  if ((e = glH_respond(L, p, status, 3, 4, lua_toboolean(L, 5), &r)) != 0) {
+    if (e == -1) return 0;
+    return luaL_error(L, "%s", r.err);
+  }
   lua_pushlstring(L, r.bytes, r.len);
   glH_releaseout();
   lua_pushboolean(L, r.keepalive);
@@ -312,11 +437,11 @@ static int core_chunk(lua_State *L) {
     lua_pushliteral(L, "");
     return 1;
   }
-  olen = 0;
-  putuint(L, n, 16);
-  PUTLIT(L, "\r\n");
-  put(L, s, n);
-  PUTLIT(L, "\r\n");
+  startout();
+  putuint(n, 16);
+  PUTLIT("\r\n");
+  put(s, n);
+  PUTLIT("\r\n");
   pushout(L);
   return 1;
 }
@@ -340,28 +465,29 @@ static int core_request(lua_State *L) {
   for (i = 0; i < tlen; i++)
     if ((unsigned char)target[i] <= ' ' || target[i] == 0x7f)
       luaL_argerror(L, 2, "invalid character in target");
-  olen = 0;
-  put(L, method, mlen);
-  put(L, " ", 1);
-  put(L, target, tlen);
-  PUTLIT(L, " HTTP/1.1\r\n");
+  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+  startout();
+  put(method, mlen);
+  put(" ", 1);
+  put(target, tlen);
+  PUTLIT(" HTTP/1.1\r\n");
   putheaders(L, 4, &sn);
   if (!sn.host) {
-    PUTLIT(L, "Host: ");
-    put(L, host, hlen);
-    PUTLIT(L, "\r\n");
+    PUTLIT("Host: ");
+    put(host, hlen);
+    PUTLIT("\r\n");
   }
-  if (!sn.agent) PUTLIT(L, "User-Agent: greenlua\r\n");
-  if (!sn.encoding) PUTLIT(L, "Accept-Encoding: gzip\r\n");
+  if (!sn.agent) PUTLIT("User-Agent: greenlua\r\n");
+  if (!sn.encoding) PUTLIT("Accept-Encoding: gzip\r\n");
   if (!sn.length && !sn.te &&
       (body != NULL || lowereq(method, mlen, "post") ||
        lowereq(method, mlen, "put") || lowereq(method, mlen, "patch"))) {
-    PUTLIT(L, "Content-Length: ");
-    putuint(L, blen, 10);
-    PUTLIT(L, "\r\n");
+    PUTLIT("Content-Length: ");
+    putuint(blen, 10);
+    PUTLIT("\r\n");
   }
-  PUTLIT(L, "\r\n");
-  if (body != NULL) put(L, body, blen);
+  PUTLIT("\r\n");
+  if (body != NULL) put(body, blen);
   pushout(L);
   return 1;
 }
@@ -376,6 +502,9 @@ static const luaL_Reg core_funcs[] = {
 
 int luaopen_green_http_message(lua_State *L);
 int luaopen_green_http_message(lua_State *L) {
+  memset(names, 0, sizeof names);
+  lua_createtable(L, NAME_CACHE, 0);
+  namesref = luaL_ref(L, LUA_REGISTRYINDEX);
   glH_pushcore(L);
   luaL_setfuncs(L, core_funcs, 0);
   lua_pop(L, 1);
