@@ -102,8 +102,8 @@ typedef struct glS_handle {
  * keep the userdata alive (it is their argument), so the wait queues and
  * the read buffer live here; the libuv handle lives in `h`. */
 struct glS_stream {
+  glS_handle *h;       /* first: describe.c tells streams by their handle */
   uint64_t magic;      /* GLS_MAGIC: glS_teststream's check */
-  glS_handle *h;
   int kind;            /* GLS_TCP, GLS_UNIX or GLS_PIPE */
   int state;
   int fd;              /* our own fd while FRESH/BOUND, else -1 */
