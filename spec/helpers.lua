@@ -54,6 +54,17 @@ function h.exists(pid)
   return f ~= nil
 end
 
+-- Starts a green.http server on a free port of 127.0.0.1; fn(srv, port)
+-- runs with it, and it is stopped however fn ends.
+function h.withhttpserver(handler, opts, fn)
+  local srv = assert(require("green.http").server("127.0.0.1", 0, handler,
+                                                  opts))
+  assert(srv:start())
+  local ok, err = pcall(fn, srv, srv.port)
+  srv:stop(0.5)
+  if not ok then error(err, 0) end
+end
+
 -- The greenlua binary under test.
 h.BIN = os.getenv("GREENLUA") or "build/greenlua"
 

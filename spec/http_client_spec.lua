@@ -38,11 +38,9 @@ function peer.accepts()
 end
 
 local function withserver(handler, opts, fn)
-  local srv = assert(http.server("127.0.0.1", 0, handler, opts))
-  assert(srv:start())
-  local ok, err = pcall(fn, srv, "http://127.0.0.1:" .. srv.port)
-  srv:stop(0.5)
-  if not ok then error(err, 0) end
+  return h.withhttpserver(handler, opts, function(srv, port)
+    return fn(srv, "http://127.0.0.1:" .. port)
+  end)
 end
 
 -- A server of raw sockets: for each connection, fn(sock) in a greenthread.

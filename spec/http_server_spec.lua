@@ -8,15 +8,7 @@ local socket = green.socket
 
 -- {====== Helpers ======
 
--- Starts a server on a free port; `fn` runs with it, and it is stopped
--- however fn ends.
-local function withserver(handler, opts, fn)
-  local srv = assert(http.server("127.0.0.1", 0, handler, opts))
-  assert(srv:start())
-  local ok, err = pcall(fn, srv, srv.port)
-  srv:stop(0.5)
-  if not ok then error(err, 0) end
-end
+local withserver = h.withhttpserver  -- withserver(handler, opts, fn)
 
 local function connect(port)
   local s = assert(socket.connect("127.0.0.1", port, 5))

@@ -11,13 +11,7 @@ local socket = green.socket
 
 -- {====== Helpers ======
 
-local function withserver(handler, opts, fn)
-  local srv = assert(http.server("127.0.0.1", 0, handler, opts))
-  assert(srv:start())
-  local ok, err = pcall(fn, srv, srv.port)
-  srv:stop(0.5)
-  if not ok then error(err, 0) end
-end
+local withserver = h.withhttpserver
 
 -- A handler that echoes every message of the WebSocket it opens (with
 -- `opts`), and records how its receive ended in `log` (if given).
