@@ -469,6 +469,37 @@ describe("green.socket.tcp", function()
     c:close(); s:close()
   end)
 
+  it("trysend sends what the socket takes at once, never waiting, and "
+     .. "keeps the order behind a send that waits", function()
+    local c, s = pair()
+    squeeze(c, s)
+    local n = c:trysend("hello\n")
+    assert.equal(ONEBYTE and 1 or 6, n)  -- one byte per write, stressed
+    if n < 6 then assert(c:send("hello\n", n + 1)) end
+    assert.equal("hello", s:receive())
+    -- fill the kernel's buffers: trysend then takes nothing, at once
+    local data, total = blob(MB), 0
+    repeat
+      n = assert(c:trysend(data))
+      total = total + n
+    until n == 0
+    assert.is_true(total > 0)
+    -- a send that waits holds the socket: trysend takes nothing meanwhile
+    local tail = green.spawn(function() return c:send(data) end)
+    green.sleep(0.01)
+    assert.is_false(tail:ready())  -- still waiting for room
+    assert.equal(0, c:trysend("x"))
+    local got = s:receive(total + #data)
+    assert.equal(total + #data, #got)
+    assert.equal(data, got:sub(-#data))
+    assert.equal(#data, tail:get())
+    c:close()
+    assert.same({nil, "closed"}, {c:trysend("x")})
+    assert.has_error(function() s:trysend({}) end,
+      "bad argument #1 to 'trysend' (string expected, got table)")
+    s:close()
+  end)
+
   it("sends the range i..j of a string", function()
     local c, s = pair()
     assert.equal(4, c:send("abcdef", 2, 4))

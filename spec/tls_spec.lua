@@ -426,6 +426,23 @@ describe("TLS", function()
       done()
     end)
 
+    it("trysend encrypts what it takes, and takes nothing while earlier "
+       .. "ciphertext waits for the socket", function()
+      local c, s, done = pair()
+      local t = {}
+      for i = 1, 4096 do t[i] = ("%015d\n"):format(i) end
+      local chunk = table.concat(t)  -- 64 KiB
+      local sent, n = {}, nil
+      repeat  -- nobody reads: the socket fills, then trysend takes none
+        n = assert(c:trysend(chunk))
+        if n > 0 then sent[#sent + 1] = chunk:sub(1, n) end
+      until n == 0
+      local want = table.concat(sent)
+      assert.is_true(#want > 0)
+      assert.equal(want, s:receive(#want))
+      done()
+    end)
+
     it("wakes blocked calls with 'closed' on close, and a kill raises",
        function()
       local c, s, done = pair()

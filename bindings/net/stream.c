@@ -266,6 +266,26 @@ static int failsent(lua_State *L, const char *msg, lua_Integer last) {
   return 3;
 }
 
+/* s:trysend(data) -> n | nil, err: sends what the socket takes at once
+ * of data, without ever waiting: n bytes, 0 when it would have to wait
+ * (the kernel takes none, or another send holds the socket or waits for
+ * it).  The caller sends the rest later, for instance with s:send, which
+ * keeps the order.  On a TLS socket the bytes counted are those
+ * encrypted; their ciphertext goes out as the socket takes it. */
+static int stream_trysend(lua_State *L) {
+  glS_stream *s = glS_checkstream(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  char buf[128];
+  int r;
+  if (s->state != GLS_CONNECTED) return glL_fail(L, "closed");
+  if (s->werr) return glL_fail(L, glS_errtext(s, s->werr, buf, sizeof buf));
+  r = glS_trysend(s, data, len);
+  if (r < 0) return glL_fail(L, glS_errtext(s, r, buf, sizeof buf));
+  lua_pushinteger(L, r);
+  return 1;
+}
+
 /* s:send(data, [i], [j]) -> index of the last byte sent (#data for the
  * whole string) | nil, err, index of the last byte sent.  Waits for its
  * turn after other senders, then writes (glS_write). */
@@ -571,6 +591,7 @@ static int stream_tostring(lua_State *L) {
 const luaL_Reg glS_stream_methods[] = {
   {"listen", stream_listen},
   {"accept", stream_accept},
+  {"trysend", stream_trysend},
   {"_acceptall", stream_acceptall},
   {"send", stream_send},
   {"receive", stream_receive},

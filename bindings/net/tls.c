@@ -378,7 +378,9 @@ int glS_tls_write(glS_stream *s, const char *p, size_t n, uint64_t deadline,
 int glS_tls_trysend(glS_stream *s, const char *p, size_t n) {
   glS_tls *t = s->tls;
   int r;
-  if (t->hs != HS_DONE) return 0;
+  /* not before the handshake, nor while ciphertext of an earlier call
+   * waits for the socket: what is not yet out stays bounded */
+  if (t->hs != HS_DONE || t->wdone < t->wqueued) return 0;
   if (n > TLS_CHUNK) n = TLS_CHUNK;
   ERR_clear_error();
   r = SSL_write(t->ssl, p, (int)n);

@@ -39,12 +39,20 @@ function Chat.serve(opts)
 
   local drop
 
-  -- Queues a line for client c, its newline already on (`data`).
-  -- Returns false if c's queue is full: the caller then drops c (not
-  -- while it walks a room).
+  -- Sends a line to client c, its newline already on (`data`): at once
+  -- as far as its socket takes it when nothing of c's is waiting, the
+  -- rest queued for c's writer.  Returns false if c's queue is full: the
+  -- caller then drops c (not while it walks a room).
   local function send(c, data)
     if c.gone then return true end
-    return c.out:put_nowait(data) ~= nil
+    if c.pending == 0 then
+      local n = c.sock:trysend(data)
+      if n == #data or n == nil then return true end  -- nil: the reader
+      if n > 0 then data = data:sub(n + 1) end         -- sees it closed
+    end
+    if c.out:put_nowait(data) == nil then return false end
+    c.pending = c.pending + 1  -- queued, or in the writer's hands
+    return true
   end
 
   local function tell(c, line) return send(c, line .. "\n") end
@@ -135,12 +143,14 @@ function Chat.serve(opts)
     while true do
       local data = out:get()
       if data == nil then return end  -- closed and drained
+      local n = 1
       if #out > 0 then
         local batch = {data}
         repeat batch[#batch + 1] = out:get_nowait() until #out == 0
-        data = table.concat(batch)
+        data, n = table.concat(batch), #batch
       end
       if not sock:send(data) then return end
+      c.pending = c.pending - n
       if c.behind then  -- a talker may wait in keepup
         c.behind = nil
         c.sent:set()
@@ -209,7 +219,8 @@ function Chat.serve(opts)
   local function handle(sock)
     sock:setoption("sndbuf", SNDBUF)
     sock:setoption("tcp-nodelay", true)  -- lines go out as they are written
-    local c = {sock = sock, out = green.Queue(QUEUE), sent = green.Event()}
+    local c = {sock = sock, out = green.Queue(QUEUE), sent = green.Event(),
+               pending = 0}
     local _ <close> = setmetatable(c, {__close = function()
       local room = leave(c, true)
       finish(c)
