@@ -66,8 +66,9 @@ static void pad_next(void) {
 
 int gl_heap_init(void) {
   const char *env = getenv("GREENLUA_HUGEPAGES");
+  on = 0;
   if (GL_ASAN) return 0;  /* the sanitizer's allocator does not use brk */
-  if (env != NULL && strcmp(env, "0") == 0) return 0;
+  if (env == NULL || strcmp(env, "1") != 0) return 0;  /* opt-in: heap.h */
   if (!kernel_has_thp()) return 0;
   pagemask = (uintptr_t)sysconf(_SC_PAGESIZE) - 1;
   seen = start = sbrk(0);
@@ -118,3 +119,16 @@ void *gl_heap_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 }
 
 size_t gl_heap_huge(void) { return huge; }
+
+int gl_heap_trim(void) {
+#if GL_ASAN
+  return 0;  /* the sanitizer's allocator is not glibc's */
+#else
+  struct mallinfo2 mi;
+  if (on) return 0;  /* the pad is kept on purpose, and the huge pages */
+  mi = mallinfo2();
+  if (mi.fordblks < GL_HEAP_TRIM_MIN || mi.fordblks < mi.uordblks / 8)
+    return 0;
+  return malloc_trim(0);
+#endif
+}

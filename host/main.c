@@ -168,7 +168,7 @@ static void print_help(void) {
     "  GREENLUA_PRIVATE_STACKS how many greenthreads get a C stack of\n"
     "                          their own (64); later ones share a few\n"
     "                          stacks, their frames copied out while parked\n"
-    "  GREENLUA_HUGEPAGES=0    keep the Lua heap off transparent huge pages\n"
+    "  GREENLUA_HUGEPAGES=1    grow the Lua heap on transparent huge pages\n"
     "  GREENLUA_VIRTUAL_CLOCK=1 when every greenthread waits only for time\n"
     "                          or for another, time jumps to the next\n"
     "                          deadline (green.virtual_clock)\n"

@@ -1,10 +1,12 @@
 /* Tests of the Lua heap on huge pages (host/heap.h): the allocator keeps
  * realloc/free semantics, growth of the heap is marked MADV_HUGEPAGE where
  * the kernel offers transparent huge pages, blocks up to 32 MiB come from
- * the heap, and GREENLUA_HUGEPAGES=0 turns it all off. */
+ * the heap; all of it only with GREENLUA_HUGEPAGES=1. */
 #include "test.h"
 
 #include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "gl.h"
 #include "heap.h"
@@ -29,10 +31,16 @@ static int marked_huge(const void *lo, const void *hi) {
   return found;
 }
 
+/* Huge pages are asked for: returns whether the heap got them. */
+static int init_huge(void) {
+  setenv("GREENLUA_HUGEPAGES", "1", 1);
+  return gl_heap_init();
+}
+
 TEST(heap_alloc_keeps_realloc_semantics) {
   char *p;
   int i;
-  gl_heap_init();
+  init_huge();
   p = gl_heap_alloc(NULL, NULL, 0, 100);
   CHECK(p != NULL);
   for (i = 0; i < 100; i++) p[i] = (char)i;
@@ -50,7 +58,7 @@ TEST(heap_growth_is_marked_for_huge_pages) {
   enum { BLOCK = 64 * 1024, N = 1024 };  /* 64 MiB in all */
   static char *blocks[N];
   int i;
-  if (!gl_heap_init()) {
+  if (!init_huge()) {
     printf("skipped: no transparent huge pages here (or a sanitizer)\n");
     return;
   }
@@ -70,7 +78,7 @@ TEST(heap_stretches_end_on_huge_page_boundaries) {
   uintptr_t huge = (uintptr_t)2 << 20;
   int i, aligned = 0, grew = 0;
   char *brk;
-  if (!gl_heap_init()) {
+  if (!init_huge()) {
     printf("skipped: no transparent huge pages here (or a sanitizer)\n");
     return;
   }
@@ -94,7 +102,7 @@ TEST(heap_stretches_end_on_huge_page_boundaries) {
 TEST(heap_large_blocks_come_from_the_heap) {
   char *brk0, *p;
   size_t n = 20u << 20;
-  if (!gl_heap_init()) {
+  if (!init_huge()) {
     printf("skipped: no transparent huge pages here (or a sanitizer)\n");
     return;
   }
@@ -108,14 +116,58 @@ TEST(heap_large_blocks_come_from_the_heap) {
   gl_heap_alloc(NULL, p, n, 0);
 }
 
-TEST(heap_env_turns_huge_pages_off) {
+/* Off unless asked for: unset, or set to anything but 1. */
+TEST(heap_huge_pages_are_off_by_default) {
   char *p;
+  size_t before = gl_heap_huge();
+  unsetenv("GREENLUA_HUGEPAGES");
+  CHECK_EQ(gl_heap_init(), 0);
   setenv("GREENLUA_HUGEPAGES", "0", 1);
   CHECK_EQ(gl_heap_init(), 0);
   p = gl_heap_alloc(NULL, NULL, 0, 8u << 20);
   CHECK(p != NULL);
   memset(p, 1, 8u << 20);
-  CHECK_UEQ(gl_heap_huge(), 0);
+  CHECK_UEQ(gl_heap_huge(), before);
   gl_heap_alloc(NULL, p, 8u << 20, 0);
 }
 
+
+/* Whether the page holding p is resident. */
+static int resident(const void *p) {
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  unsigned char v = 0;
+  CHECK_EQ(mincore((void *)((uintptr_t)p & ~(page - 1)), page, &v), 0);
+  return v & 1;
+}
+
+/* Free memory between blocks still in use goes back at a trim. */
+TEST(heap_trim_gives_back_free_pages_between_blocks) {
+  enum { BLOCK = 32 * 1024, N = 256 };  /* 8 MiB */
+  static char *blocks[N];
+  char *pin;
+  int i;
+  if (GL_ASAN) {
+    printf("skipped: the sanitizer's allocator is not glibc's\n");
+    return;
+  }
+  unsetenv("GREENLUA_HUGEPAGES");
+  CHECK_EQ(gl_heap_init(), 0);
+  gl_heap_trim();  /* what earlier tests left */
+  for (i = 0; i < N; i++) {
+    blocks[i] = gl_heap_alloc(NULL, NULL, 0, BLOCK);
+    CHECK(blocks[i] != NULL);
+    memset(blocks[i], 1, BLOCK);
+  }
+  pin = gl_heap_alloc(NULL, NULL, 0, 100);  /* keeps free() from trimming */
+  for (i = 0; i < N; i++)
+    if (i % 16 != 0) gl_heap_alloc(NULL, blocks[i], BLOCK, 0);
+  CHECK(resident(blocks[N / 2 + 1] + BLOCK / 2));
+  CHECK_EQ(gl_heap_trim(), 1);
+  CHECK(!resident(blocks[N / 2 + 1] + BLOCK / 2));
+  for (i = 0; i < N; i += 16) {  /* the blocks in use kept their bytes */
+    CHECK_EQ(blocks[i][0], 1);
+    CHECK_EQ(blocks[i][BLOCK - 1], 1);
+    gl_heap_alloc(NULL, blocks[i], BLOCK, 0);
+  }
+  gl_heap_alloc(NULL, pin, 100, 0);
+}
