@@ -7,6 +7,7 @@
 #include "coro.h"
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -109,6 +110,20 @@ void gl_coro_switch(gl_coro *from, gl_coro *to, int finishing) {
   FIBER_LEAVE(from, to, finishing);
   gl_ctx_switch(&from->ctx, &to->ctx, NULL);
   FIBER_ARRIVE(from);  /* back: someone switched to `from` again */
+}
+
+size_t gl_coro_trim(gl_coro *co) {
+  static uintptr_t page;
+  uintptr_t sp, lo, hi;
+  if (co == gl_coro_running || co->stack == NULL || co->shared || !co->made)
+    return 0;
+  sp = (uintptr_t)gl_ctx_stackptr(&co->ctx);
+  if (sp == 0) return 0;
+  if (page == 0) page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  lo = (uintptr_t)co->stack->base;
+  hi = (sp - page) & ~(page - 1);  /* a page of margin below the frames */
+  if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) return 0;
+  return hi - lo;
 }
 
 void gl_coro_release(gl_coro *co) {

@@ -67,6 +67,13 @@ int gl_coro_can_share(void);
  * finishing = 1 so that sanitizers forget its frames. */
 void gl_coro_switch(gl_coro *from, gl_coro *to, int finishing);
 
+/* Gives back the pages of a suspended coroutine's private stack that lie
+ * below its saved stack pointer: what deeper calls touched once and no
+ * frame uses now.  They read as zeros when touched again.  Nothing for a
+ * shared stack, the thread's own, or where the stack pointer is unknown.
+ * Returns the bytes given back. */
+size_t gl_coro_trim(gl_coro *co);
+
 /* Gives the stack of a finished coroutine back to the pool. */
 void gl_coro_release(gl_coro *co);
 

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "heap.h"
 #include "waitq.h"
 
 /* Greenthreads past the private-stack limit share these many stacks. */
@@ -43,6 +44,10 @@ static struct {
   uint64_t polled;        /* when (uv_hrtime: real time, even when the
                              clock is virtual) */
   uv_timer_t trimtimer;   /* gives idle pooled stacks' pages back */
+  uint64_t trimmed_at;    /* gl_hub_switches() at its last tick */
+  int quiet_trimmed;      /* memory was trimmed since the hub was busy */
+  unsigned trim_ticks;
+  unsigned long long trims, trimmed_bytes;
   size_t private_max;     /* private stacks before sharing starts */
   size_t nprivate;        /* private stacks in use by tasks */
   int can_share;
@@ -102,6 +107,8 @@ void gl_hub_getstats(gl_hub_stats *st) {
   st->displacements = H.displacements;
   st->unwound = H.unwound;
   st->unwinds = H.unwinds;
+  st->trims = H.trims;
+  st->trimmed_bytes = H.trimmed_bytes;
 }
 
 void gl_hub_unwind_eagerly(int on) {
@@ -225,9 +232,31 @@ static void overflow_hook(gl_coro *co) {
 
 static void hub_main(gl_coro *co);
 
+/* Four times a second, the hub looks whether it was quiet (fewer than
+ * TRIM_QUIET switches since the last look).  The first quiet look after
+ * it was busy gives back the pages of free heap memory and those of
+ * suspended tasks' private stacks below their frames: an idle server
+ * holds what its connections hold, not what its last burst (TLS
+ * handshakes, a deep call) left behind.  Every fourth look, pooled stacks
+ * unused for a whole period give their pages back. */
+#define TRIM_EVERY_MS 250
+#define TRIM_QUIET 250
+
 static void on_trim(uv_timer_t *h) {
+  uint64_t n = gl_hub_switches();
   GL_UNUSED(h);
-  gl_stack_trim();
+  if (++H.trim_ticks % 4 == 0) gl_stack_trim();
+  if (n - H.trimmed_at >= TRIM_QUIET) {
+    H.quiet_trimmed = 0;
+  } else if (!H.quiet_trimmed) {
+    gl_task *t;
+    H.quiet_trimmed = 1;
+    H.trims++;
+    gl_heap_trim();
+    for (t = H.live_head; t != NULL; t = t->live_next)
+      if (t != H.current) H.trimmed_bytes += gl_coro_trim(&t->coro);
+  }
+  H.trimmed_at = n;
 }
 
 void gl_hub_init(uv_loop_t *loop, gl_task *main) {
@@ -242,7 +271,7 @@ void gl_hub_init(uv_loop_t *loop, gl_task *main) {
   gl_clock_init(loop);
   H.stamp = gl_clock_now();
   uv_timer_init(loop, &H.trimtimer);
-  uv_timer_start(&H.trimtimer, on_trim, 1000, 1000);
+  uv_timer_start(&H.trimtimer, on_trim, TRIM_EVERY_MS, TRIM_EVERY_MS);
   uv_unref((uv_handle_t *)&H.trimtimer);  /* never keeps the loop alive */
   gl_coro_init_main(&main->coro);
   main->state = GL_TASK_RUNNING;

@@ -256,6 +256,8 @@ typedef struct gl_hub_stats {
   size_t live, private_stacks, shared_stacks, displaced, saved_bytes;
   size_t unwound;                   /* parked without a stack */
   unsigned long long displacements, unwinds;
+  unsigned long long trims;         /* quiet trims (see hub.c's on_trim) */
+  unsigned long long trimmed_bytes; /* stack bytes they gave back */
 } gl_hub_stats;
 void gl_hub_getstats(gl_hub_stats *st);
 

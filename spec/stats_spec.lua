@@ -3,6 +3,7 @@
 -- sockets, and the stack figures.
 
 local green = require "green"
+local h = require "spec.helpers"
 
 local function park(fn, ...)
   local g = green.spawn(fn, ...)
@@ -17,7 +18,8 @@ describe("green.stats", function()
                        "timers", "sockets", "stacks_total", "stacks_pooled",
                        "stack_size", "private_stacks", "shared_stacks",
                        "displaced", "saved_bytes", "displacements",
-                       "unwound", "unwinds", "guards_madvise",
+                       "unwound", "unwinds", "trims", "trimmed_bytes",
+                       "guards_madvise",
                        "guards_mprotect", "guards_none"} do
       assert.equal("number", math.type(s[k]) and "number", k)
     end
@@ -92,5 +94,42 @@ describe("green.stats", function()
     local s3 = green.stats()
     assert.equal(s.sockets, s3.sockets)
     assert.equal(s.waiting.socket, s3.waiting.socket)
+  end)
+
+  it("gives back, once the hub is quiet, the stack a parked greenthread used deep down", function()
+    -- in a process of its own, where the greenthread surely gets a private
+    -- stack (the suite's modes share or give up stacks; nothing to trim)
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local green = require "green"
+      local ev, depth = green.Event(), 0
+      local function dive(n)  -- each level a C call: pcall
+        depth = math.max(depth, n)
+        if n < 150 then assert(pcall(dive, n + 1)) end
+      end
+      local g = green.spawn(function()
+        dive(1)
+        ev:wait()  -- parked shallow, on its own stack
+      end)
+      for _ = 1, 2000 do green.sleep(0) end  -- busy: a trim is due when quiet
+      assert(depth == 150)
+      local before = green.stats()
+      green.sleep(0.8)  -- quiet
+      local after = green.stats()
+      ev:set()
+      g:join()
+      print(after.trims - before.trims, after.trimmed_bytes - before.trimmed_bytes,
+            g:successful())
+    ]])
+    f:close()
+    local out, err, status = h.greenlua(h.q(script),
+      {env = "-u GREENLUA_PRIVATE_STACKS -u GREENLUA_UNWIND_EAGERLY"})
+    os.remove(script)
+    assert.equal(0, status, err)
+    local trims, bytes, ok = out:match("^(%d+)%s+(%d+)%s+(%a+)")
+    assert.is_true(tonumber(trims) >= 1, out)
+    assert.is_true(tonumber(bytes) >= 16384, out)
+    assert.equal("true", ok)
   end)
 end)

@@ -90,6 +90,8 @@ static int green_stats(lua_State *L) {
   SET("displacements", h.displacements);
   SET("unwound", h.unwound);
   SET("unwinds", h.unwinds);
+  SET("trims", h.trims);
+  SET("trimmed_bytes", h.trimmed_bytes);
   SET("stacks_total", st.total);
   SET("stacks_pooled", st.pooled);
   SET("stack_size", gl_stack_getsize());

@@ -220,3 +220,70 @@ TEST(coro_can_share_where_stack_pointer_is_known) {
   CHECK_EQ(gl_coro_can_share(), expect);
 }
 /* }====== */
+
+/* {====== Trimming a suspended stack ====== */
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Touches about `depth` KiB of stack below the caller, then returns. */
+__attribute__((noinline)) static long descend(int depth) {
+  volatile char pad[1024];
+  long s;
+  pad[0] = (char)depth;
+  pad[sizeof pad - 1] = (char)depth;
+  if (depth <= 1) return pad[0];
+  s = descend(depth - 1);
+  return s + pad[sizeof pad - 1];
+}
+
+static void descend_fn(gl_coro *co) {
+  job *j = gl_container_of(co, job, co);
+  volatile long mark = 0x5eed;
+  j->sum = descend(j->rounds);  /* deep once, then parked shallow */
+  j->local = (uintptr_t)&mark;
+  job_back(j);
+  CHECK_EQ(mark, 0x5eed);  /* its frames survived the trim */
+  j->sum = descend(8);
+  job_back(j);
+  for (;;) job_back(j);
+}
+
+/* Resident pages among those of [lo, hi). */
+static size_t resident(uintptr_t lo, uintptr_t hi) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), n = 0, i;
+  unsigned char vec[1024];
+  CHECK((hi - lo) / page <= sizeof vec);
+  CHECK_EQ(mincore((void *)lo, hi - lo, vec), 0);
+  for (i = 0; i < (hi - lo) / page; i++) n += vec[i] & 1;
+  return n;
+}
+
+/* The pages a deep call touched below a parked coroutine's frames go
+ * back; the frames stay, and it runs on as before. */
+TEST(coro_trim_gives_back_pages_below_the_frames) {
+  job j;
+  uintptr_t lo, top;
+  size_t before, trimmed;
+  memset(&j, 0, sizeof j);
+  gl_coro_init_main(&main_co);
+  CHECK_EQ(gl_coro_trim(&main_co), 0);  /* the thread's own stack: no */
+  CHECK_EQ(gl_coro_init(&j.co, descend_fn), 0);
+  j.back = &main_co;
+  j.rounds = 200;  /* about 200 KiB deep */
+  gl_coro_switch(&main_co, &j.co, 0);
+  CHECK_GT(j.sum, 0);
+  lo = (uintptr_t)j.co.stack->base;
+  top = lo + j.co.stack->size;
+  CHECK(j.local > lo && j.local < top);
+  before = resident(lo, top);
+  CHECK_GE(before, 40);  /* pages: about 200 KiB */
+  trimmed = gl_coro_trim(&j.co);
+  CHECK_GE(trimmed, 150 * 1024);
+  CHECK_LE(resident(lo, top), 4);  /* the frames and the page below */
+  gl_coro_switch(&main_co, &j.co, 0);  /* checks its frames, goes deep */
+  CHECK_GT(j.sum, 0);
+  gl_coro_switch(&main_co, &j.co, 0);
+  gl_coro_release(&j.co);
+}
+/* }====== */
