@@ -15,7 +15,8 @@ describe("green.stats", function()
   it("has every figure", function()
     local s = green.stats()
     for _, k in ipairs{"greenthreads", "switches", "loop_iterations",
-                       "timers", "sockets", "stacks_total", "stacks_pooled",
+                       "timers", "sockets", "tls_streams", "tls_buffered",
+                       "stacks_total", "stacks_pooled",
                        "stack_size", "private_stacks", "shared_stacks",
                        "displaced", "saved_bytes", "displacements",
                        "unwound", "unwinds", "trims", "trimmed_bytes",

@@ -469,6 +469,10 @@ int glS_tls_trysend(glS_stream *s, const char *p, size_t n);
 void glS_tls_shutdown(glS_stream *s);
 void glS_tls_free(glS_stream *s);
 
+/* TLS streams open, and those of them that hold SSL's record buffers
+ * (the rest gave theirs up while idle: tls.c's sweep). */
+void glS_tls_counts(size_t *open, size_t *buffered);
+
 /* The message for err on s: a TLS failure's text for GLS_ETLS, else
  * glS_strerror's, or glS_luasocketerror's for a LuaSocket stream. */
 const char *glS_errtext(glS_stream *s, int err, char *buf, size_t size);

@@ -95,15 +95,15 @@ SSL_CTX *glS_tlsctx_get(glS_tlsctx *c) { return c->ctx; }
 int glS_tlsctx_isserver(const glS_tlsctx *c) { return c->server; }
 
 /* The settings every context of greenlua shares: TLS 1.2 and later, no
- * renegotiation, and SSL_MODE_RELEASE_BUFFERS, so that an idle
- * connection holds no record buffers. */
+ * renegotiation.  Not SSL_MODE_RELEASE_BUFFERS: tls.c's sweep frees the
+ * record buffers of a connection once it is idle instead, where the mode
+ * would free and allocate them again at every record. */
 static SSL_CTX *newctx(int server) {
   SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method()
                                     : TLS_client_method());
   if (ctx == NULL) return NULL;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   return ctx;
 }
 

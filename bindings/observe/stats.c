@@ -65,6 +65,7 @@ static int green_stats(lua_State *L) {
   gl_hub_stats h;
   gl_stack_stats st;
   counts c;
+  size_t tls, tlsbuffered;
   memset(&c, 0, sizeof c);
   gl_hub_getstats(&h);
   gl_stack_getstats(&st);
@@ -83,6 +84,9 @@ static int green_stats(lua_State *L) {
   SET("loop_iterations", gl_hub_loops());
   SET("timers", gl_clock_timers());
   SET("sockets", glS_nopen);
+  glS_tls_counts(&tls, &tlsbuffered);
+  SET("tls_streams", tls);
+  SET("tls_buffered", tlsbuffered);
   SET("private_stacks", h.private_stacks);
   SET("shared_stacks", h.shared_stacks);
   SET("displaced", h.displaced);
