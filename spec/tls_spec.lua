@@ -481,6 +481,7 @@ describe("TLS", function()
 
     it("gives SSL's record buffers up once idle, and works on after", function()
       local c, s, done = pair()
+      finally(done)
       c:send("x\n")
       assert.equal("x", s:receive())
       local busy = green.stats()
@@ -488,14 +489,15 @@ describe("TLS", function()
       assert.is_true(busy.tls_buffered >= 2)  -- both ends just used theirs
       green.sleep(0.35)  -- idle for more than a sweep period
       local idle = green.stats()
-      assert.equal(idle.tls_streams, busy.tls_streams)
-      assert.equal(0, idle.tls_buffered)
+      assert.is_true(idle.tls_streams >= 2)
+      -- both ends gave theirs up (streams of other specs may come and go)
+      assert.is_true(busy.tls_buffered - idle.tls_buffered >= 2,
+        ("%d -> %d"):format(busy.tls_buffered, idle.tls_buffered))
       c:send(("y"):rep(100000) .. "\n")  -- the buffers come back
       assert.equal(("y"):rep(100000), s:receive())
       s:send("z\n")
       assert.equal("z", c:receive())
-      assert.is_true(green.stats().tls_buffered >= 2)
-      done()
+      assert.is_true(green.stats().tls_buffered - idle.tls_buffered >= 2)
     end)
   end)
 end)
