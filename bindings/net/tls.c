@@ -56,7 +56,7 @@ struct glS_tls {
  * that made no SSL call since the sweep before (SSL_free_buffers; SSL
  * allocates them again when needed).  So a connection idle for 0.2 s
  * holds none, and only those active in the last 0.1-0.2 s hold them (a
- * server whose 10,000 clients each ask once a second holds about a tenth
+ * server whose 10,000 clients each ask once a second holds a tenth to a fifth
  * of their buffers at a time).  Once many were freed at once, their pages
  * go back to the system (gl_heap_trim, at most once a second). */
 
