@@ -1,11 +1,16 @@
-/* The Lua heap on transparent huge pages (see heap.h).
+/* The Lua heap: growth mapped at once, or on transparent huge pages (see
+ * heap.h).
  *
- * glibc's main arena grows with brk.  M_TOP_PAD makes it grow by about
- * GL_HEAP_STEP at a time; after each allocation the break is compared with
- * the one last seen, and the new stretch is marked MADV_HUGEPAGE before
- * anything but malloc's own chunk header is written there.  The kernel
- * does not extend a marked area when the break grows, so each stretch is
- * marked in turn.
+ * By default, after each allocation the break is compared with the one
+ * last seen; the part of a new stretch above the highest break so far is
+ * populated with one madvise.
+ *
+ * With huge pages: glibc's main arena grows with brk.  M_TOP_PAD makes
+ * it grow by about GL_HEAP_STEP at a time; after each allocation the break
+ * is compared with the one last seen, and the new stretch is marked
+ * MADV_HUGEPAGE before anything but malloc's own chunk header is written
+ * there.  The kernel does not extend a marked area when the break grows,
+ * so each stretch is marked in turn.
  *
  * A 2 MiB range that already has a small page can only get more small
  * pages, one fault each.  Two kinds of range would: one that a stretch's
@@ -36,7 +41,13 @@
 #define MADV_COLLAPSE 25
 #endif
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 static int on;
+static int populate;  /* new stretches are populated at once (default) */
+static char *high;    /* the highest break populated so far */
 static char *start;   /* the break when the heap was taken over */
 static char *seen;    /* the break when last looked at */
 static size_t huge;   /* bytes marked */
@@ -66,13 +77,16 @@ static void pad_next(void) {
 
 int gl_heap_init(void) {
   const char *env = getenv("GREENLUA_HUGEPAGES");
-  on = 0;
+  on = populate = 0;
   if (GL_ASAN) return 0;  /* the sanitizer's allocator does not use brk */
-  if (env == NULL || strcmp(env, "1") != 0) return 0;  /* opt-in: heap.h */
-  if (!kernel_has_thp()) return 0;
   pagemask = (uintptr_t)sysconf(_SC_PAGESIZE) - 1;
   seen = start = sbrk(0);
   if (seen == (char *)-1) return 0;
+  if (env == NULL || strcmp(env, "1") != 0 || !kernel_has_thp()) {
+    populate = 1;  /* huge pages are opt-in: heap.h */
+    if (high < seen) high = seen;
+    return 0;
+  }
   pad_next();
   mallopt(M_MMAP_THRESHOLD, GL_HEAP_MMAP_MAX);
   on = 1;
@@ -91,9 +105,29 @@ static void grown(char *brk) {
   pad_next();
 }
 
+/* Maps the pages of a stretch the heap grew by beyond its highest break
+ * so far, all in one call: a fault per page costs about half as much
+ * again (1.2 against 2 µs a page on a virtual machine).  A stretch given
+ * back and taken again (free() trims the top) is left to fault in as it
+ * is used, so that a heap that moves up and down at its top maps no more
+ * than it touches. */
+static void populated(char *brk) {
+  char *lo = (char *)(((uintptr_t)(seen > high ? seen : high) + pagemask) &
+                      ~pagemask);
+  if (brk > high) {
+    if (brk > lo && madvise(lo, (size_t)(brk - lo), MADV_POPULATE_WRITE) != 0)
+      populate = 0;  /* before Linux 5.14: fault as before */
+    high = brk;
+  }
+  seen = brk;
+}
+
 void gl_heap_watch(void) {
   char *brk;
-  if (!on) return;
+  if (!on) {
+    if (populate && GL_UNLIKELY((brk = sbrk(0)) != seen)) populated(brk);
+    return;
+  }
   brk = sbrk(0);
   if (GL_UNLIKELY(brk != seen)) {
     if (brk > seen)

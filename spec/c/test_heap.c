@@ -1,7 +1,7 @@
-/* Tests of the Lua heap on huge pages (host/heap.h): the allocator keeps
- * realloc/free semantics, growth of the heap is marked MADV_HUGEPAGE where
- * the kernel offers transparent huge pages, blocks up to 32 MiB come from
- * the heap; all of it only with GREENLUA_HUGEPAGES=1. */
+/* Tests of the Lua heap (host/heap.h): the allocator keeps realloc/free
+ * semantics; growth of the heap is mapped at once by default; with
+ * GREENLUA_HUGEPAGES=1 it is marked MADV_HUGEPAGE where the kernel offers
+ * transparent huge pages, and blocks up to 32 MiB come from the heap. */
 #include "test.h"
 
 #include <stdint.h>
@@ -138,6 +138,35 @@ static int resident(const void *p) {
   unsigned char v = 0;
   CHECK_EQ(mincore((void *)((uintptr_t)p & ~(page - 1)), page, &v), 0);
   return v & 1;
+}
+
+/* By default, a stretch the heap grows by past its highest break so far
+ * is mapped at once: the heap's last page is resident though nothing
+ * wrote there (glibc's pad lies between it and the last block). */
+TEST(heap_growth_is_mapped_at_once) {
+  enum { BLOCK = 64 * 1024, N = 4096 };  /* up to 256 MiB */
+  static char *blocks[N];
+  char *top;
+  int i, n, found = 0;
+  if (GL_ASAN) {
+    printf("skipped: the sanitizer's allocator is not glibc's\n");
+    return;
+  }
+  unsetenv("GREENLUA_HUGEPAGES");
+  CHECK_EQ(gl_heap_init(), 0);
+  top = sbrk(0);
+  for (n = 0; n < N && !found; n++) {  /* earlier tests left a high break */
+    char *brk;
+    blocks[n] = gl_heap_alloc(NULL, NULL, 0, BLOCK);
+    CHECK(blocks[n] != NULL);
+    brk = sbrk(0);
+    if (brk > top) {
+      found = resident(brk - 1);
+      top = brk;
+    }
+  }
+  CHECK(found);
+  for (i = 0; i < n; i++) gl_heap_alloc(NULL, blocks[i], BLOCK, 0);
 }
 
 /* Free memory between blocks still in use goes back at a trim. */
