@@ -84,7 +84,7 @@ function Chat.serve(opts)
         if not send(c, data) then
           full = full or {}
           full[#full + 1] = c
-        elseif #c.out >= half then
+        elseif c.pending > 0 and #c.out >= half then  -- none: none queued
           behind = behind or {}
           behind[#behind + 1] = c
         end
