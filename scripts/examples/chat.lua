@@ -84,7 +84,7 @@ function Chat.serve(opts)
         if not send(c, data) then
           full = full or {}
           full[#full + 1] = c
-        elseif c.pending > 0 and #c.out >= half then  -- none: none queued
+        elseif c.pending > 0 and #c.out >= half then  -- 0: all sent at once
           behind = behind or {}
           behind[#behind + 1] = c
         end
