@@ -19,9 +19,15 @@
 
 /* While tasks keep the run queue busy, the clock is read every
  * POLL_CHECK tasks run, and I/O and timers are polled once POLL_EVERY_NS
- * have passed, also in the middle of a long round. */
+ * have passed, also in the middle of a long round.  A round of a server's
+ * ready connections takes well under a millisecond: polling every 100 µs
+ * cut such rounds into small batches (an echo server under 100
+ * connections made up to twice the epoll_waits of a plain libuv loop,
+ * and 11% fewer round trips than with a millisecond); every millisecond,
+ * a round runs whole and an I/O wake still waits at most that long behind
+ * a long one. */
 #define POLL_CHECK 16
-#define POLL_EVERY_NS 100000
+#define POLL_EVERY_NS 1000000
 
 static struct {
   uv_loop_t *loop;
